@@ -1,0 +1,22 @@
+// Each CLI command lives in its own file and registers itself on the app in main.cpp.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace shardy::cli {
+
+/// Options shared by every command that talks to a snapshot or an object store.
+struct GlobalOptions {
+  std::string prefix;           // --prefix s3://bucket/prefix or file:///dir
+  std::string current_url;      // --current-url: explicit pointer URL
+  std::string endpoint;         // --endpoint http://127.0.0.1:9000
+  std::string region;           // --region
+  bool path_style = false;      // --path-style
+  std::string local_root;       // --local-root: shard cache directory
+  std::string object_root;      // --object-root: s3://bucket/key -> DIR/bucket/key
+  std::string output = "json";  // --output json|jsonl|table
+};
+
+GlobalOptions& global_options();
+
+}  // namespace shardy::cli
