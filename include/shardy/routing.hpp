@@ -53,7 +53,8 @@ struct RouteResult {
   std::string storage_key;
 };
 
-/// HASH routing for one snapshot (num_dbs, key_encoding). Cheap to copy.
+/// HASH routing for one snapshot (num_dbs, key_encoding). Cheap to copy. The constructor throws
+/// errc::invalid_argument when num_dbs is 0.
 class Router {
  public:
   Router(std::uint32_t num_dbs, KeyEncoding encoding);
