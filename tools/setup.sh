@@ -28,10 +28,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# npm test dependency (s3rver), pinned by test/s3server/package-lock.json
-if [ -f "$here/test/s3server/package.json" ]; then
-  if [ ! -d "$here/test/s3server/node_modules/s3rver" ]; then
-    (cd "$here/test/s3server" && npm ci --no-audit --no-fund --loglevel=error)
+# npm test dependency (s3rver), pinned by test/s3server/package-lock.json; npm ci runs again
+# whenever the lock file changes.
+s3dir="$here/test/s3server"
+if [ -f "$s3dir/package-lock.json" ]; then
+  want=$(sha256sum < "$s3dir/package-lock.json" | cut -d' ' -f1)
+  have=$(cat "$s3dir/node_modules/.shardy-lock-sha256" 2>/dev/null || true)
+  if [ "$want" != "$have" ] || [ ! -d "$s3dir/node_modules/s3rver" ]; then
+    echo "setup: npm ci in test/s3server"
+    (cd "$s3dir" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$want" > "$s3dir/node_modules/.shardy-lock-sha256"
   fi
 fi
 echo "setup: ok"
