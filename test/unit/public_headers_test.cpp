@@ -1,12 +1,14 @@
 // Every public header compiles on its own, in one translation unit, without Beast/SQLite/OpenSSL.
+#include <gtest/gtest.h>
+
+#include <shardy/credentials.hpp>
 #include <shardy/error.hpp>
 #include <shardy/key.hpp>
 #include <shardy/manifest.hpp>
 #include <shardy/manifest_store.hpp>
 #include <shardy/object_store.hpp>
 #include <shardy/routing.hpp>
-
-#include <gtest/gtest.h>
+#include <shardy/s3_client.hpp>
 
 #ifdef SQLITE_VERSION
 #error "a public header included sqlite3.h"
