@@ -107,6 +107,21 @@ struct Manifest {
 
 /// Parses and validates manifest bytes (magic, sqlite3_deserialize, columns by name, every rule
 /// of spec 2.8). JSON integers keep full 64-bit precision.
+///
+/// Failures are errc::manifest_parse_error with diagnostics "manifest rule '<rule>': <detail>".
+/// Rules: magic, sqlite (SQLite cannot open/query it: missing table...), column (a missing
+/// column), build_meta.rows, <column name> (wrong type or NULL), created_at, num_dbs,
+/// format_version, key_encoding, sharding.json, sharding.extra_key, sharding.strategy,
+/// sharding.hash_algorithm, sharding.cel_expr, sharding.cel_columns, sharding.routing_values,
+/// routing_values.cardinality, custom, shards.db_id_range, shards.db_id_unique, shards.count,
+/// shards.non_negative, shards.min_key, shards.max_key, shards.writer_info.
+///
+/// Lax like pydantic: integer columns also take integral REALs and decimal TEXT, text columns
+/// take BLOBs holding UTF-8, extra columns and extra writer_info keys are ignored, column names
+/// match case-insensitively (Python's sqlite3.Row). JSON floats, booleans, NaN/Infinity and
+/// integers beyond 64 bits are rejected where the reference would coerce or accept them
+/// (min/max keys must be a JSON integer, string or null).
+/// A valid vector-only manifest parses: the KV gate is check_kv_readable, not a parse rule.
 Manifest parse_manifest(std::span<const char> bytes, error_code& ec,
                         std::string* diagnostics = nullptr);
 Manifest parse_manifest(std::span<const char> bytes);
@@ -115,8 +130,20 @@ Manifest parse_manifest(std::span<const char> bytes);
 /// writer rely on). Throws errc::manifest_parse_error naming the rule.
 void validate_manifest(const Manifest& m);
 
+/// The KV-reader compatibility gate (reader-features A-13): throws errc::unsupported when
+/// custom.vector is an object without "unified": true (a vector-only snapshot). It is deliberately
+/// not part of parse_manifest: such a manifest is well-formed (history, rollback and cleanup list
+/// and load it), and a parse error would make a KV reader silently fall back to an older manifest,
+/// whereas shardyfusion's sync KV readers fail without fallback. KV readers call it after loading
+/// (at open and at refresh).
+void check_kv_readable(const Manifest& m);
+
 /// Builds a valid v4 SQLite manifest file (not WAL; exactly the schema of spec 2.2; sharding JSON
-/// with only the five allowed keys). Validates first.
+/// with only the five allowed keys). Validates first. The JSON columns are written like Python's
+/// json.dumps(sort_keys=True): default separators, ASCII-escaped; created_at is
+/// format_timestamp(created_at); writer_info holds the four WriterInfo fields (writer_info_json is
+/// not written); a bytes min/max key is stored as its UTF-8 decoding (errc::invalid_argument when
+/// it is not UTF-8, as the reference cannot publish it either).
 std::string build_manifest(const Manifest& m);
 
 }  // namespace shardy
