@@ -559,9 +559,10 @@ class Front {
       if (u.pathname === '/_shardy/faults' && req.method === 'POST') {
         const rule = JSON.parse(body || '{}');
         if (typeof rule.prefix !== 'string' || !rule.prefix.startsWith('/') || !Array.isArray(rule.faults))
-          return reply(400, {error: 'want {"prefix": "/bucket/...", "method"?: "GET", "faults": [...]}'});
+          return reply(400, {error: 'want {"prefix": "/bucket/...", "method"?: "GET", "query_contains"?: "...", "faults": [...]}'});
         for (const f of rule.faults) validateFault(f);
-        this.faultRules.push({prefix: rule.prefix, method: rule.method || null, faults: rule.faults.slice()});
+        this.faultRules.push({prefix: rule.prefix, method: rule.method || null, queryContains: rule.query_contains || null,
+                              faults: rule.faults.slice()});
         return reply(200, {ok: true});
       }
       if (u.pathname === '/_shardy/faults' && req.method === 'GET') {
@@ -588,8 +589,11 @@ class Front {
   takeFault(req) {
     const qpos = req.url.indexOf('?');
     const p = qpos < 0 ? req.url : req.url.slice(0, qpos);
+    const query = qpos < 0 ? '' : req.url.slice(qpos + 1);
     for (const r of this.faultRules) {
-      if (r.faults.length > 0 && p.startsWith(r.prefix) && (!r.method || r.method === req.method)) return r.faults.shift();
+      if (r.faults.length > 0 && p.startsWith(r.prefix) && (!r.method || r.method === req.method) &&
+          (!r.queryContains || query.includes(r.queryContains)))
+        return r.faults.shift();
     }
     return null;
   }
@@ -830,13 +834,15 @@ async function main() {
 
   front = new Front(opts, upAddr.port);
   const frontServer = http.createServer((req, res) => { front.handle(req, res); });
-  frontServer.keepAliveTimeout = 30000;
+  frontServer.keepAliveTimeout = 120000;  // longer than clients' idle expiry: no surprise resets
+  frontServer.headersTimeout = 130000;
   servers.push(frontServer);
   const port = await listen(frontServer, opts.port);
 
   const proxy = new FaultProxy(front, port);
   const proxyServer = http.createServer((req, res) => { proxy.handle(req, res); });
-  proxyServer.keepAliveTimeout = 30000;
+  proxyServer.keepAliveTimeout = 120000;
+  proxyServer.headersTimeout = 130000;
   servers.push(proxyServer);
   const faultPort = await listen(proxyServer, opts.faultPort);
 
