@@ -1,0 +1,284 @@
+#include "shard/range_source.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+#include <cstring>
+#include <future>
+#include <shardy/error.hpp>
+
+namespace shardy::shard {
+
+namespace {
+
+bool on_io_thread(const boost::asio::any_io_executor& ex) {
+  if (auto* ioex = ex.target<boost::asio::io_context::executor_type>())
+    return ioex->running_in_this_thread();
+  return false;
+}
+
+}  // namespace
+
+RangeSource::RangeSource(std::shared_ptr<ObjectStore> store, boost::asio::any_io_executor io,
+                         RangeSourceOptions options, std::shared_ptr<spdlog::logger> logger)
+    : store_(std::move(store)),
+      io_(std::move(io)),
+      opts_(std::move(options)),
+      log_(std::move(logger)),
+      cache_(opts_.page_cache_pages) {}
+
+RangeSource::~RangeSource() = default;
+
+boost::asio::awaitable<std::shared_ptr<RangeSource>> RangeSource::open(
+    std::shared_ptr<ObjectStore> store, boost::asio::any_io_executor io, RangeSourceOptions options,
+    std::shared_ptr<spdlog::logger> logger) {
+  using namespace boost::asio::experimental::awaitable_operators;
+  std::shared_ptr<RangeSource> src(
+      new RangeSource(std::move(store), std::move(io), std::move(options), std::move(logger)));
+  const RangeSourceOptions& o = src->opts_;
+
+  // The first bytes of shard.db (header, page 1) and the sidecar, in parallel. The probe is not
+  // pinned: its response tells us the ETag every later read is pinned to.
+  std::uint64_t probe_len = std::max<std::uint32_t>(o.probe_bytes, 100);
+  if (o.db_bytes && *o.db_bytes > 0) probe_len = std::min<std::uint64_t>(probe_len, *o.db_bytes);
+  GetOptions probe_opts;
+  probe_opts.range = ByteRange::bounded(0, probe_len);
+  auto probe = src->store_->get(o.db_object, std::move(probe_opts));
+  auto sidecar = src->fetch_sidecar();
+  auto both = std::move(probe) && std::move(sidecar);
+  auto [head, sidecar_bytes] = co_await std::move(both);
+  src->counters_.open_requests += 1;
+  src->counters_.bytes += head.body.size();
+
+  src->etag_ = head.etag;
+  src->size_ = head.object_size;
+  if (src->etag_.empty() || src->size_ == 0) {
+    // The store did not report them on a ranged GET: ask.
+    std::string url = o.db_object;
+    ObjectInfo info = co_await src->store_->head(std::move(url));
+    src->counters_.open_requests += 1;
+    src->etag_ = info.etag;
+    src->size_ = info.size;
+  }
+  if (src->etag_.empty())
+    throw_error(errc::shard_error, "no ETag for " + o.db_object + ": range reads cannot be pinned");
+  if (o.db_bytes && *o.db_bytes != src->size_ && src->log_)
+    src->log_->warn("range shard {}: manifest db_bytes {} but the object has {} bytes", o.db_object,
+                    *o.db_bytes, src->size_);
+
+  const auto header_ps = sqlite_header_page_size(head.body);
+  if (header_ps) {
+    src->page_size_ = *header_ps;
+  } else {
+    src->page_size_ = 4096;  // spec 4.2: fall back to 4096 on an unreadable header
+    if (src->log_)
+      src->log_->warn("range shard {}: unreadable SQLite header, assuming page size 4096",
+                      o.db_object);
+  }
+  // Pages wholly inside the probe go to the cache.
+  const std::uint32_t ps = src->page_size_;
+  for (std::size_t at = 0; at + ps <= head.body.size(); at += ps)
+    src->cache_.put(static_cast<std::uint32_t>(at / ps + 1), head.body.substr(at, ps));
+
+  src->use_sidecar(std::move(sidecar_bytes), header_ps);
+  co_return src;
+}
+
+boost::asio::awaitable<std::optional<std::string>> RangeSource::fetch_sidecar() {
+  if (opts_.sidecar_object.empty()) co_return std::nullopt;
+  try {
+    GetOptions whole;  // named: a defaulted `{}` argument inside co_await trips g++ 12
+    std::string url = opts_.sidecar_object;
+    GetResult r = co_await store_->get(std::move(url), std::move(whole));
+    counters_.sidecar_requests += 1;
+    counters_.bytes += r.body.size();
+    co_return std::move(r.body);
+  } catch (const shardy::error& e) {
+    counters_.sidecar_requests += 1;
+    if (e.code() != errc::object_not_found && log_)
+      log_->warn("range shard {}: cannot fetch sidecar: {}", opts_.sidecar_object, e.what());
+    sidecar_reject_ = SidecarReject::fetch_failed;
+  }
+  co_return std::nullopt;
+}
+
+void RangeSource::reject_sidecar(SidecarReject why, const std::string& detail) {
+  sidecar_reject_ = why;
+  if (!log_) return;
+  // A newer format is "absent" by the spec; everything else is worth a warning.
+  const auto level =
+      why == SidecarReject::newer_version ? spdlog::level::debug : spdlog::level::warn;
+  log_->log(level, "range shard {}: sidecar ignored ({}): {}", opts_.db_object, to_string(why),
+            detail);
+}
+
+void RangeSource::use_sidecar(std::optional<std::string> bytes,
+                              std::optional<std::uint32_t> header_ps) {
+  if (!bytes) return;  // absent (or fetch failed: already counted)
+  auto decoded = decode_sidecar(*bytes);
+  if (!decoded.sidecar) return reject_sidecar(decoded.reason, decoded.detail);
+  Sidecar& sc = *decoded.sidecar;
+  std::string detail;
+  const auto why = check_sidecar_binding(sc, etag_, header_ps, size_, &detail);
+  if (why != SidecarReject::none) return reject_sidecar(why, detail);
+
+  sidecar_used_ = true;
+  sidecar_pages_ = sc.pagenos.size();
+  for (std::size_t i = 0; i < sc.pagenos.size(); ++i)
+    cache_.pin(sc.pagenos[i], std::move(sc.pages[i]));
+  chain_pages_ = std::move(sc.chain_pages);
+  for (std::size_t c = 0; c < sc.chain_count(); ++c)
+    for (std::uint32_t k = sc.chain_offsets[c]; k < sc.chain_offsets[c + 1]; ++k)
+      chain_of_.emplace(chain_pages_[k], std::pair{sc.chain_offsets[c], sc.chain_offsets[c + 1]});
+}
+
+RangeReadMetrics RangeSource::metrics() const {
+  RangeReadMetrics m;
+  m.page_requests = counters_.page_requests;
+  m.open_requests = counters_.open_requests;
+  m.sidecar_requests = counters_.sidecar_requests;
+  m.requests = m.page_requests + m.open_requests + m.sidecar_requests;
+  m.bytes = counters_.bytes;
+  m.pages_fetched = counters_.pages_fetched;
+  m.page_hits = counters_.page_hits;
+  m.page_misses = counters_.page_misses;
+  m.chain_prefetches = counters_.chain_prefetches;
+  m.reads = counters_.reads;
+  m.sidecar_used = sidecar_used_;
+  m.sidecar_reject = sidecar_reject_;
+  m.sidecar_pages = sidecar_pages_;
+  return m;
+}
+
+std::size_t RangeSource::read(char* dst, std::size_t n, std::uint64_t offset) {
+  counters_.reads += 1;
+  if (changed_) throw_error(errc::shard_changed, opts_.db_object + " changed under the reader");
+  if (n == 0 || offset >= size_) return 0;
+  const std::size_t avail = static_cast<std::size_t>(std::min<std::uint64_t>(n, size_ - offset));
+  const std::uint64_t ps = page_size_;
+  const std::uint64_t end = offset + avail;
+
+  // The slice of page `pageno` (1-based) that this read wants.
+  auto slice = [&](std::uint32_t pageno, std::size_t& from, std::size_t& len, char*& to) {
+    const std::uint64_t start = std::uint64_t(pageno - 1) * ps;
+    const std::uint64_t a = std::max(offset, start), b = std::min(end, start + ps);
+    from = static_cast<std::size_t>(a - start);
+    len = static_cast<std::size_t>(b - a);
+    to = dst + (a - offset);
+  };
+
+  std::vector<std::uint32_t> missing;
+  const auto first = static_cast<std::uint32_t>(offset / ps + 1);
+  const auto last = static_cast<std::uint32_t>((end - 1) / ps + 1);
+  for (std::uint32_t p = first; p <= last; ++p) {
+    std::size_t from = 0, len = 0;
+    char* to = nullptr;
+    slice(p, from, len, to);
+    if (cache_.copy(p, from, len, to))
+      counters_.page_hits += 1;
+    else
+      missing.push_back(p);
+  }
+  if (missing.empty()) return avail;
+  counters_.page_misses += missing.size();
+
+  // A page of an overflow chain brings the rest of its chain along (SQLite will read it next).
+  std::vector<std::uint32_t> want = missing;
+  if (opts_.prefetch_chains && cache_.capacity() > 0 && !chain_of_.empty()) {
+    bool widened = false;
+    for (std::uint32_t p : missing) {
+      auto it = chain_of_.find(p);
+      if (it == chain_of_.end()) continue;
+      for (std::uint32_t k = it->second.first; k < it->second.second; ++k)
+        if (chain_pages_[k] != p && !cache_.contains(chain_pages_[k])) {
+          want.push_back(chain_pages_[k]);
+          widened = true;
+        }
+    }
+    if (widened) counters_.chain_prefetches += 1;
+    std::sort(want.begin(), want.end());
+    want.erase(std::unique(want.begin(), want.end()), want.end());
+  }
+
+  std::unordered_map<std::uint32_t, std::string> fetched;
+  fetch_pages(want, fetched);
+  for (std::uint32_t p : missing) {
+    auto it = fetched.find(p);
+    if (it == fetched.end())
+      throw_error(errc::shard_error, "page " + std::to_string(p) + " missing from the response");
+    std::size_t from = 0, len = 0;
+    char* to = nullptr;
+    slice(p, from, len, to);
+    if (from + len > it->second.size())
+      throw_error(errc::truncated_body, "short page " + std::to_string(p) + " of " + url());
+    std::memcpy(to, it->second.data() + from, len);
+  }
+  for (auto& [p, page] : fetched) cache_.put(p, std::move(page));
+  return avail;
+}
+
+void RangeSource::fetch_pages(const std::vector<std::uint32_t>& pages,
+                              std::unordered_map<std::uint32_t, std::string>& out) {
+  if (on_io_thread(io_))
+    throw_error(errc::would_deadlock,
+                "range read of " + url() + " on an io_context thread (run it on a blocking pool)");
+  const std::uint64_t ps = page_size_;
+  // Runs of pages [first, last], merged when the gap is at most max_gap_pages.
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> runs;
+  for (std::uint32_t p : pages) {
+    if (!runs.empty() && p - runs.back().second <= std::uint64_t(opts_.max_gap_pages) + 1)
+      runs.back().second = p;
+    else
+      runs.emplace_back(p, p);
+  }
+  std::vector<std::future<GetResult>> results;
+  results.reserve(runs.size());
+  for (auto [first, last] : runs) {
+    const std::uint64_t off = std::uint64_t(first - 1) * ps;
+    const std::uint64_t len = std::min<std::uint64_t>((last - first + 1) * ps, size_ - off);
+    GetOptions go;
+    go.range = ByteRange::bounded(off, len);
+    go.if_match = etag_;
+    results.push_back(
+        boost::asio::co_spawn(io_, store_->get(url(), std::move(go)), boost::asio::use_future));
+  }
+  counters_.page_requests += runs.size();
+  std::exception_ptr failure;
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    try {
+      GetResult r = results[i].get();
+      counters_.bytes += r.body.size();
+      if (!r.etag.empty() && r.etag != etag_) {
+        changed_ = true;
+        throw_error(errc::shard_changed, url() + ": ETag " + r.etag + " != " + etag_);
+      }
+      const std::uint64_t off = std::uint64_t(runs[i].first - 1) * ps;
+      if (r.range_offset != off)
+        throw_error(errc::protocol_error, "range response at the wrong offset for " + url());
+      for (std::uint32_t p = runs[i].first; p <= runs[i].second; ++p) {
+        const std::uint64_t at = std::uint64_t(p - runs[i].first) * ps;
+        if (at >= r.body.size()) break;
+        out.emplace(p, r.body.substr(at, ps));
+        counters_.pages_fetched += 1;
+      }
+    } catch (const shardy::error& e) {
+      if (e.code() == errc::precondition_failed) {
+        changed_ = true;
+        if (!failure)
+          failure = std::make_exception_ptr(shardy::error(
+              errc::shard_changed, url() + " no longer matches ETag " + etag_ + ": " + e.what()));
+      } else if (!failure) {
+        failure = std::current_exception();
+      }
+    } catch (...) {
+      if (!failure) failure = std::current_exception();
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
+}
+
+}  // namespace shardy::shard
