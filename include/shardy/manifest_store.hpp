@@ -44,6 +44,26 @@ class ManifestStore {
 
 /// The S3-layout store rooted at `prefix_url` (s3://bucket/prefix or file:///dir; a trailing '/'
 /// is stripped) over `objects`.
+///
+/// Layout and semantics of shardyfusion's S3ManifestStore (spec 5.1): _CURRENT at
+/// <P>/<current_pointer_key>; load_current maps object_not_found to nullopt and a malformed
+/// pointer to errc::manifest_parse_error; list_manifests is one delimiter listing of
+/// <P>/manifests/, keeps directories matching
+/// ^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z_run_id=[^/]+/?$ , refs
+/// <P>/manifests/<dir>/<manifest_name> (existence not checked), newest first by the directory
+/// timestamp (stable over ascending names), at most `limit` (0 gives none); publish PUTs the
+/// manifest (application/x-sqlite3) at manifests/<TS, 6 fractional digits>_run_id=<R>/manifest,
+/// then _CURRENT (application/json), and returns the ref with the directory time; set_current
+/// takes the run id from the first "run_id=<...>" in the ref (errc::invalid_argument if none) and
+/// neither validates nor checks the manifest.
+///
+/// Bucket of a manifest_ref (spec 1.4): honoured only as far as Python honours it. For an
+/// s3:// prefix, load_manifest reads the ref's *key* from the bucket this store was configured
+/// with and ignores the bucket named in the ref, exactly like shardyfusion's S3 store. Why: shardy
+/// then loads the very object a Python reader loads for the same prefix (a snapshot copied or
+/// replicated to another bucket keeps working the same way in both), and a pointer can never make
+/// the reader fetch from a bucket it was not pointed at. Shard db_urls are not affected: their
+/// buckets are honoured, as in Python. For a file:/// prefix, refs are used as they are.
 std::shared_ptr<ManifestStore> make_object_manifest_store(std::shared_ptr<ObjectStore> objects,
                                                           std::string prefix_url,
                                                           ManifestStoreOptions options = {});
