@@ -373,7 +373,8 @@ class Front {
 
   record(via, req, res) {
     const qpos = req.url.indexOf('?');
-    const entry = {via, method: req.method, path: qpos < 0 ? req.url : req.url.slice(0, qpos), status: 0, fault: null};
+    const entry = {via, method: req.method, path: qpos < 0 ? req.url : req.url.slice(0, qpos), status: 0, fault: null,
+                   conn: req.socket.shardyConnectionId};
     if (this.log.length >= 500000) this.log.splice(0, 100000);
     this.log.push(entry);
     if (via === 'front') this.total++;
@@ -547,14 +548,16 @@ class Front {
         const via = u.searchParams.get('via') || 'front';
         const statuses = {};
         const faults = {};
+        const connections = new Set();
         let count = 0;
         for (const e of this.log) {
           if (e.via !== via || !e.path.startsWith(prefix) || (method && e.method !== method)) continue;
           count++;
+          connections.add(e.conn);
           statuses[e.status] = (statuses[e.status] || 0) + 1;
           if (e.fault) faults[e.fault] = (faults[e.fault] || 0) + 1;
         }
-        return reply(200, {requests: count, statuses, faults, total: this.total});
+        return reply(200, {requests: count, connections: connections.size, statuses, faults, total: this.total});
       }
       if (u.pathname === '/_shardy/faults' && req.method === 'POST') {
         const rule = JSON.parse(body || '{}');
@@ -566,13 +569,12 @@ class Front {
         return reply(200, {ok: true});
       }
       if (u.pathname === '/_shardy/faults' && req.method === 'GET') {
-        const prefix = u.searchParams.get('prefix') || '';
-        const pending = this.faultRules.filter((r) => r.prefix.startsWith(prefix)).reduce((n, r) => n + r.faults.length, 0);
+        const pending = this.faultRules.filter(ruleFilter(u)).reduce((n, r) => n + r.faults.length, 0);
         return reply(200, {pending});
       }
       if (u.pathname === '/_shardy/faults' && req.method === 'DELETE') {
-        const prefix = u.searchParams.get('prefix') || '';
-        this.faultRules = this.faultRules.filter((r) => !r.prefix.startsWith(prefix));
+        const f = ruleFilter(u);
+        this.faultRules = this.faultRules.filter((r) => !f(r));
         return reply(200, {ok: true});
       }
       if (u.pathname === '/_shardy/shutdown' && req.method === 'POST') {
@@ -597,6 +599,15 @@ class Front {
     }
     return null;
   }
+}
+
+// Fault rules selected by ?prefix= (rules whose prefix starts with it) and, if given,
+// ?query_contains= (rules with exactly that query filter): tests sharing the server select only
+// their own rules.
+function ruleFilter(u) {
+  const prefix = u.searchParams.get('prefix') || '';
+  const qc = u.searchParams.get('query_contains');
+  return (r) => r.prefix.startsWith(prefix) && (qc === null || r.queryContains === qc);
 }
 
 function pipeBody(upRes, res, isHead) {
@@ -762,6 +773,7 @@ function upstreamHeadersKeepAuth(req) {
 // Startup
 
 let servers = [];
+let connectionCounter = 0;
 let s3rverInstance = null;
 let countTimer = null;
 let opts = null;
@@ -836,6 +848,7 @@ async function main() {
   const frontServer = http.createServer((req, res) => { front.handle(req, res); });
   frontServer.keepAliveTimeout = 120000;  // longer than clients' idle expiry: no surprise resets
   frontServer.headersTimeout = 130000;
+  frontServer.on('connection', (sock) => { sock.shardyConnectionId = ++connectionCounter; });
   servers.push(frontServer);
   const port = await listen(frontServer, opts.port);
 
@@ -843,6 +856,7 @@ async function main() {
   const proxyServer = http.createServer((req, res) => { proxy.handle(req, res); });
   proxyServer.keepAliveTimeout = 120000;
   proxyServer.headersTimeout = 130000;
+  proxyServer.on('connection', (sock) => { sock.shardyConnectionId = ++connectionCounter; });
   servers.push(proxyServer);
   const faultPort = await listen(proxyServer, opts.faultPort);
 
