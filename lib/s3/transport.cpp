@@ -252,6 +252,7 @@ struct Transport::Impl : std::enable_shared_from_this<Impl> {
   asio::awaitable<std::unique_ptr<Connection>> connect(const Address& a,
                                                        steady::time_point deadline) {
     auto c = std::make_unique<Connection>();
+    c->buffer.reserve(16 * 1024);  // header + a small body in one read
     tcp::resolver resolver(executor);
     auto [rec, results] =
         co_await resolver.async_resolve(a.host, a.port, asio::as_tuple(asio::use_awaitable));
@@ -366,6 +367,13 @@ struct Transport::Impl : std::enable_shared_from_this<Impl> {
       reusable = hp.keep_alive();
       co_return;
     }
+    if (auto len = hp.content_length(); len && !hp.chunked()) {
+      // Content-Length body: read it straight from the socket into its destination (the
+      // parser would copy every byte through the connection buffer in small reads).
+      reusable = hp.keep_alive();
+      co_await read_sized_body(s, c, r, out, *len, ok, reusable);
+      co_return;
+    }
     if (ok && r.sink) {
       r.sink->begin(out.head);
       http::response_parser<http::buffer_body> bp(std::move(hp));
@@ -401,6 +409,69 @@ struct Transport::Impl : std::enable_shared_from_this<Impl> {
     }
     reusable = sp.keep_alive();
     out.body = std::move(sp.get().body());
+  }
+
+  template <typename Stream>
+  asio::awaitable<void> read_sized_body(Stream& s, Connection& c, const TransportRequest& r,
+                                        TransportResponse& out, std::uint64_t len, bool ok,
+                                        bool& reusable) {
+    auto& low = c.lowest();
+    const auto idle = options.first_byte_timeout;
+    // Bytes of the body that arrived with the header.
+    auto leftover = [&](char* dst, std::uint64_t want) -> std::size_t {
+      auto avail = static_cast<std::uint64_t>(c.buffer.size());
+      std::size_t n = static_cast<std::size_t>(std::min(avail, want));
+      if (n) {
+        asio::buffer_copy(asio::buffer(dst, n), c.buffer.data());
+        c.buffer.consume(n);
+      }
+      return n;
+    };
+    auto short_body = [&](std::uint64_t got) {
+      throw error(errc::truncated_body, "reading the body from " + r.address->host_header +
+                                            ": connection closed after " + std::to_string(got) +
+                                            " of " + std::to_string(len) +
+                                            " bytes (Content-Length)");
+    };
+    if (ok && r.sink) {
+      r.sink->begin(out.head);
+      std::vector<char> chunk(static_cast<std::size_t>(std::min<std::uint64_t>(kStreamChunk, len)));
+      std::uint64_t got = 0;
+      while (got < len) {
+        auto want = std::min<std::uint64_t>(chunk.size(), len - got);
+        std::size_t n = leftover(chunk.data(), want);
+        if (n == 0) {
+          arm(low, expiry(idle, r.deadline));
+          auto [rec, rn] =
+              co_await s.async_read_some(asio::buffer(chunk.data(), static_cast<std::size_t>(want)),
+                                         asio::as_tuple(asio::use_awaitable));
+          if (rec == asio::error::eof || (rec == asio::ssl::error::stream_truncated))
+            short_body(got);
+          if (rec) throw_transport(rec, "reading the body from", *r.address, false);
+          n = rn;
+        }
+        r.sink->write(chunk.data(), n);
+        got += n;
+      }
+    } else {
+      if (!ok && len > kMaxErrorBody) {
+        throw error(errc::protocol_error, "error response body from " + r.address->host_header +
+                                              " larger than " + std::to_string(kMaxErrorBody));
+      }
+      out.body.resize(static_cast<std::size_t>(len));
+      std::uint64_t got = leftover(out.body.data(), len);
+      while (got < len) {
+        arm(low, expiry(idle, r.deadline));
+        auto [rec, rn] = co_await s.async_read_some(
+            asio::buffer(out.body.data() + got, static_cast<std::size_t>(len - got)),
+            asio::as_tuple(asio::use_awaitable));
+        if (rec == asio::error::eof || (rec == asio::ssl::error::stream_truncated)) short_body(got);
+        if (rec) throw_transport(rec, "reading the body from", *r.address, false);
+        got += rn;
+      }
+    }
+    // Anything beyond the body is not ours to interpret: don't reuse the connection.
+    if (c.buffer.size() != 0) reusable = false;
   }
 
   asio::awaitable<TransportResponse> send(const TransportRequest& r) {

@@ -9,6 +9,7 @@
 #include <shardy/object_store.hpp>
 #include <shardy/routing.hpp>
 #include <shardy/s3_client.hpp>
+#include <shardy/store.hpp>
 
 #ifdef SQLITE_VERSION
 #error "a public header included sqlite3.h"
