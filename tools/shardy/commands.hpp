@@ -19,4 +19,6 @@ struct GlobalOptions {
 
 GlobalOptions& global_options();
 
+void register_route(CLI::App& app);  // route.cpp
+
 }  // namespace shardy::cli
