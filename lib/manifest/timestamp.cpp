@@ -31,6 +31,13 @@ struct Cursor {
   }
 };
 
+// Python datetimes span years 1-9999; anything else fails to validate there too.
+// (Compared as time points: std::chrono::year itself only spans +-32767.)
+bool in_python_range(Timestamp t) noexcept {
+  constexpr sys_days lo{year{1} / 1 / 1}, hi{year{10000} / 1 / 1};
+  return t >= Timestamp(lo) && t < Timestamp(hi);
+}
+
 // Integer or decimal Unix time ("1700000000", "-5", "1700000000.25"). Like pydantic
 // (speedate), magnitudes above 2e10 are taken as milliseconds.
 std::optional<Timestamp> parse_unix(std::string_view s) noexcept {
@@ -53,9 +60,11 @@ std::optional<Timestamp> parse_unix(std::string_view s) noexcept {
   }
   if (i != s.size()) return std::nullopt;
   if (v > 2e10L) v /= 1000;
-  if (v > 1e13L) return std::nullopt;
+  if (v > 3e11L) return std::nullopt;  // beyond year 9999 (and keeps the microseconds in range)
   auto us = static_cast<std::int64_t>(v * 1000000.0L + 0.5L);
-  return Timestamp(microseconds(neg ? -us : us));
+  Timestamp t(microseconds(neg ? -us : us));
+  if (!in_python_range(t)) return std::nullopt;
+  return t;
 }
 
 void append_date_time(std::string& out, Timestamp t) {
@@ -85,7 +94,7 @@ std::optional<Timestamp> parse_timestamp(std::string_view s) noexcept {
   if (!c.digits(4, y) || !c.eat('-') || !c.digits(2, mo) || !c.eat('-') || !c.digits(2, d))
     return std::nullopt;
   year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
-  if (!ymd.ok()) return std::nullopt;
+  if (!ymd.ok() || y == 0) return std::nullopt;  // Python has no year 0
   sys_days date{ymd};
   if (c.done()) return Timestamp(date);  // a bare date is midnight UTC (pydantic lax mode)
   char sep = c.peek();
@@ -122,7 +131,9 @@ std::optional<Timestamp> parse_timestamp(std::string_view s) noexcept {
     if (neg) offset = -offset;
   }
   if (!c.done()) return std::nullopt;
-  return Timestamp(date) + hours(hh) + minutes(mm) + seconds(ss) + microseconds(us) - offset;
+  Timestamp t = Timestamp(date) + hours(hh) + minutes(mm) + seconds(ss) + microseconds(us) - offset;
+  if (!in_python_range(t)) return std::nullopt;  // e.g. 0001-01-01T00:00:00+01:00
+  return t;
 }
 
 std::string format_timestamp(Timestamp t) {
