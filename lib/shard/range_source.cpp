@@ -85,7 +85,38 @@ boost::asio::awaitable<std::shared_ptr<RangeSource>> RangeSource::open(
     src->cache_.put(static_cast<std::uint32_t>(at / ps + 1), head.body.substr(at, ps));
 
   src->use_sidecar(std::move(sidecar_bytes), header_ps);
+  co_await src->prefetch_interior_chains();
   co_return src;
+}
+
+boost::asio::awaitable<void> RangeSource::prefetch_interior_chains() {
+  // Every search compares the probe with cells of the interior pages on its path; a cell whose
+  // record overflows makes SQLite read its whole chain. Those chains are the same for every
+  // lookup: fetch them once at open (coalesced) and keep them pinned beside the sidecar pages.
+  if (interior_chain_pages_.empty() || !opts_.prefetch_chains) co_return;
+  const std::uint64_t ps = page_size_;
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> runs;
+  for (std::uint32_t p : interior_chain_pages_) {
+    if (!runs.empty() && (std::uint64_t(p) - runs.back().first < opts_.chain_span_pages ||
+                          p - runs.back().second <= std::uint64_t(opts_.max_gap_pages) + 1))
+      runs.back().second = p;
+    else
+      runs.emplace_back(p, p);
+  }
+  for (auto [first, last] : runs) {
+    const std::uint64_t off = std::uint64_t(first - 1) * ps;
+    GetOptions go;
+    go.range =
+        ByteRange::bounded(off, std::min<std::uint64_t>((last - first + 1) * ps, size_ - off));
+    go.if_match = etag_;
+    std::string url = opts_.db_object;
+    GetResult r = co_await store_->get(std::move(url), std::move(go));
+    counters_.open_requests += 1;
+    counters_.bytes += r.body.size();
+    for (std::uint32_t p : interior_chain_pages_)
+      if (p >= first && p <= last && std::uint64_t(p - first) * ps + ps <= r.body.size())
+        cache_.pin(p, r.body.substr(std::uint64_t(p - first) * ps, ps));
+  }
 }
 
 boost::asio::awaitable<std::optional<std::string>> RangeSource::fetch_sidecar() {
@@ -128,12 +159,20 @@ void RangeSource::use_sidecar(std::optional<std::string> bytes,
 
   sidecar_used_ = true;
   sidecar_pages_ = sc.pagenos.size();
-  for (std::size_t i = 0; i < sc.pagenos.size(); ++i)
-    cache_.pin(sc.pagenos[i], std::move(sc.pages[i]));
   chain_pages_ = std::move(sc.chain_pages);
   for (std::size_t c = 0; c < sc.chain_count(); ++c)
     for (std::uint32_t k = sc.chain_offsets[c]; k < sc.chain_offsets[c + 1]; ++k)
       chain_of_.emplace(chain_pages_[k], std::pair{sc.chain_offsets[c], sc.chain_offsets[c + 1]});
+  for (std::size_t i = 0; i < sc.pagenos.size(); ++i) {
+    if (!chain_of_.empty())
+      for (std::uint32_t head : note_chain_siblings(sc.pages[i], sc.pagenos[i]))
+        for (std::uint32_t q : chain_group(head)) interior_chain_pages_.push_back(q);
+    cache_.pin(sc.pagenos[i], std::move(sc.pages[i]));
+  }
+  std::sort(interior_chain_pages_.begin(), interior_chain_pages_.end());
+  interior_chain_pages_.erase(
+      std::unique(interior_chain_pages_.begin(), interior_chain_pages_.end()),
+      interior_chain_pages_.end());
 }
 
 RangeReadMetrics RangeSource::metrics() const {
@@ -186,26 +225,29 @@ std::size_t RangeSource::read(char* dst, std::size_t n, std::uint64_t offset) {
   if (missing.empty()) return avail;
   counters_.page_misses += missing.size();
 
-  // A page of an overflow chain brings the rest of its chain along (SQLite will read it next).
+  // A page of an overflow chain brings the rest of its chain along (SQLite reads it next), and
+  // the chains of the other cells on the same b-tree page (its search compares them too).
   std::vector<std::uint32_t> want = missing;
+  std::uint32_t span_limit = 0;
   if (opts_.prefetch_chains && cache_.capacity() > 0 && !chain_of_.empty()) {
     bool widened = false;
     for (std::uint32_t p : missing) {
-      auto it = chain_of_.find(p);
-      if (it == chain_of_.end()) continue;
-      for (std::uint32_t k = it->second.first; k < it->second.second; ++k)
-        if (chain_pages_[k] != p && !cache_.contains(chain_pages_[k])) {
-          want.push_back(chain_pages_[k]);
+      for (std::uint32_t q : chain_group(p))
+        if (q != p && !cache_.contains(q)) {
+          want.push_back(q);
           widened = true;
         }
     }
-    if (widened) counters_.chain_prefetches += 1;
+    if (widened) {
+      counters_.chain_prefetches += 1;
+      span_limit = opts_.chain_span_pages;
+    }
     std::sort(want.begin(), want.end());
     want.erase(std::unique(want.begin(), want.end()), want.end());
   }
 
   std::unordered_map<std::uint32_t, std::string> fetched;
-  fetch_pages(want, fetched);
+  fetch_pages(want, span_limit, fetched);
   for (std::uint32_t p : missing) {
     auto it = fetched.find(p);
     if (it == fetched.end())
@@ -217,11 +259,97 @@ std::size_t RangeSource::read(char* dst, std::size_t n, std::uint64_t offset) {
       throw_error(errc::truncated_body, "short page " + std::to_string(p) + " of " + url());
     std::memcpy(to, it->second.data() + from, len);
   }
-  for (auto& [p, page] : fetched) cache_.put(p, std::move(page));
+  for (auto& [p, page] : fetched) {
+    if (!chain_of_.empty() && !chain_of_.contains(p)) note_chain_siblings(page, p);
+    cache_.put(p, std::move(page));
+  }
   return avail;
 }
 
-void RangeSource::fetch_pages(const std::vector<std::uint32_t>& pages,
+std::vector<std::uint32_t> RangeSource::chain_group(std::uint32_t page) {
+  std::vector<std::uint32_t> out;
+  auto it = chain_of_.find(page);
+  if (it == chain_of_.end()) return out;
+  auto add_chain = [&](std::pair<std::uint32_t, std::uint32_t> range) {
+    for (std::uint32_t k = range.first; k < range.second; ++k) out.push_back(chain_pages_[k]);
+  };
+  add_chain(it->second);
+  std::shared_ptr<const std::vector<std::uint32_t>> heads;
+  {
+    std::lock_guard lk(siblings_mu_);
+    if (auto s = siblings_.find(chain_pages_[it->second.first]); s != siblings_.end())
+      heads = s->second;
+  }
+  if (heads)
+    for (std::uint32_t h : *heads)
+      if (auto c = chain_of_.find(h); c != chain_of_.end() && c->second != it->second)
+        add_chain(c->second);
+  return out;
+}
+
+namespace {
+
+// SQLite varint (1-9 bytes, big-endian groups of 7 bits); false when it runs past the end.
+bool read_varint(std::string_view p, std::size_t& at, std::uint64_t& v) {
+  v = 0;
+  for (int i = 0; i < 9; ++i) {
+    if (at >= p.size()) return false;
+    const auto b = static_cast<unsigned char>(p[at++]);
+    if (i == 8) {
+      v = (v << 8) | b;
+      return true;
+    }
+    v = (v << 7) | (b & 0x7f);
+    if (!(b & 0x80)) return true;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::vector<std::uint32_t> RangeSource::note_chain_siblings(std::string_view page,
+                                                            std::uint32_t pageno) {
+  // Index b-tree pages only (WITHOUT ROWID tables are index b-trees); file format 1.6 "cell
+  // payload overflow": local size K from the usable size U (no reserved bytes in shards).
+  const std::size_t base = pageno == 1 ? 100 : 0;
+  if (page.size() < base + 12) return {};
+  const auto type = static_cast<unsigned char>(page[base]);
+  if (type != 2 && type != 10) return {};
+  const std::size_t hdr = type == 2 ? 12 : 8;
+  const auto u16 = [&](std::size_t at) {
+    return std::size_t(static_cast<unsigned char>(page[at])) << 8 |
+           static_cast<unsigned char>(page[at + 1]);
+  };
+  const std::size_t ncells = u16(base + 3);
+  const std::int64_t usable = static_cast<std::int64_t>(page.size());
+  const std::int64_t max_local = (usable - 12) * 64 / 255 - 23;
+  const std::int64_t min_local = (usable - 12) * 32 / 255 - 23;
+  auto heads = std::make_shared<std::vector<std::uint32_t>>();
+  for (std::size_t i = 0; i < ncells; ++i) {
+    const std::size_t ptr_at = base + hdr + 2 * i;
+    if (ptr_at + 2 > page.size()) return {};
+    std::size_t at = u16(ptr_at);
+    if (type == 2) at += 4;  // left child pointer
+    std::uint64_t payload = 0;
+    if (!read_varint(page, at, payload)) return {};
+    if (static_cast<std::int64_t>(payload) <= max_local) continue;
+    std::int64_t local =
+        min_local + (static_cast<std::int64_t>(payload) - min_local) % (usable - 4);
+    if (local > max_local) local = min_local;
+    const std::size_t ovfl_at = at + static_cast<std::size_t>(local);
+    if (ovfl_at + 4 > page.size()) return {};
+    std::uint32_t head = 0;
+    for (int b = 0; b < 4; ++b) head = head << 8 | static_cast<unsigned char>(page[ovfl_at + b]);
+    if (chain_of_.contains(head)) heads->push_back(head);
+  }
+  if (heads->size() >= 2) {
+    std::lock_guard lk(siblings_mu_);
+    for (std::uint32_t h : *heads) siblings_[h] = heads;
+  }
+  return *heads;
+}
+
+void RangeSource::fetch_pages(const std::vector<std::uint32_t>& pages, std::uint32_t span_limit,
                               std::unordered_map<std::uint32_t, std::string>& out) {
   if (on_io_thread(io_))
     throw_error(errc::would_deadlock,
@@ -230,7 +358,8 @@ void RangeSource::fetch_pages(const std::vector<std::uint32_t>& pages,
   // Runs of pages [first, last], merged when the gap is at most max_gap_pages.
   std::vector<std::pair<std::uint32_t, std::uint32_t>> runs;
   for (std::uint32_t p : pages) {
-    if (!runs.empty() && p - runs.back().second <= std::uint64_t(opts_.max_gap_pages) + 1)
+    if (!runs.empty() && (p - runs.back().second <= std::uint64_t(opts_.max_gap_pages) + 1 ||
+                          std::uint64_t(p) - runs.front().first < span_limit))
       runs.back().second = p;
     else
       runs.emplace_back(p, p);

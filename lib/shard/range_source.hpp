@@ -18,9 +18,11 @@
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <shardy/object_store.hpp>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -41,8 +43,14 @@ struct RangeSourceOptions {
   /// Missing pages separated by at most this many pages are fetched in one request (the pages in
   /// between come along); 0 = only adjacent pages are merged.
   std::uint32_t max_gap_pages = 0;
-  /// Fetch a whole overflow chain (from the sidecar's map) when one of its pages is needed.
+  /// Fetch a whole overflow chain (from the sidecar's map) when one of its pages is needed, and
+  /// with it the chains of every other cell of the b-tree page that referenced it: SQLite's
+  /// binary search over an index page reads the whole record of each cell it compares, so a
+  /// lookup touches several neighbours' chains (range-reads.md).
   bool prefetch_chains = true;
+  /// Chain pages fetched together are one request when they span at most this many pages
+  /// (the pages in between come along and are cached).
+  std::uint32_t chain_span_pages = 64;
   /// Bytes of shard.db read at open (header, page 1).
   std::uint32_t probe_bytes = 4096;
 };
@@ -93,7 +101,7 @@ class RangeSource : public std::enable_shared_from_this<RangeSource> {
 
   boost::asio::awaitable<std::optional<std::string>> fetch_sidecar();
   void use_sidecar(std::optional<std::string> bytes, std::optional<std::uint32_t> header_ps);
-  void fetch_pages(const std::vector<std::uint32_t>& pages,
+  void fetch_pages(const std::vector<std::uint32_t>& pages, std::uint32_t span_limit,
                    std::unordered_map<std::uint32_t, std::string>& out);
   void reject_sidecar(SidecarReject why, const std::string& detail);
 
@@ -108,6 +116,14 @@ class RangeSource : public std::enable_shared_from_this<RangeSource> {
   std::uint32_t page_size_ = 4096;
   std::unordered_map<std::uint32_t, std::pair<std::uint32_t, std::uint32_t>> chain_of_;
   std::vector<std::uint32_t> chain_pages_;  // sidecar chain_pages; chain_of_ indexes into it
+  // Chain head -> the heads of every overflowing cell on the b-tree page that holds it (filled as
+  // index pages are fetched).
+  std::mutex siblings_mu_;
+  std::unordered_map<std::uint32_t, std::shared_ptr<const std::vector<std::uint32_t>>> siblings_;
+  std::vector<std::uint32_t> note_chain_siblings(std::string_view page, std::uint32_t pageno);
+  std::vector<std::uint32_t> interior_chain_pages_;  // chains of the sidecar's pages' cells
+  boost::asio::awaitable<void> prefetch_interior_chains();
+  std::vector<std::uint32_t> chain_group(std::uint32_t page);
 
   std::atomic<bool> changed_{false};
   struct Counters {
