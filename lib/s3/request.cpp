@@ -99,13 +99,20 @@ Address make_address(const Endpoint& endpoint, S3Options::Addressing addressing,
     a.host = endpoint.host;
   }
   const bool v6 = a.host.find(':') != std::string::npos;
-  a.host_header = v6 ? "[" + a.host + "]" : a.host;
+  if (v6) {  // built piecewise: "[" + host trips g++ 12's -Wrestrict false positive
+    a.host_header.reserve(a.host.size() + 2);
+    a.host_header += '[';
+    a.host_header += a.host;
+    a.host_header += ']';
+  } else {
+    a.host_header = a.host;
+  }
   if (!endpoint.default_port) {
     a.host_header += ':';
     a.host_header += endpoint.port;
   }
   a.path.reserve(2 + bucket.size() + key.size() * 3 / 2);
-  a.path = "/";
+  a.path.push_back('/');
   if (!virtual_host) {
     uri_encode(bucket, false, a.path);
     if (!key.empty()) a.path += '/';

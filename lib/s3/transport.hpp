@@ -65,6 +65,8 @@ class Transport {
 
   /// One request/response exchange (no retries except a transparent resend when a pooled
   /// keep-alive connection turns out to be closed by the server before any response byte).
+  /// That resend also applies to PUTs: if a server had applied the first one and then dropped
+  /// the connection without answering, a create-only PUT would see its own object (412).
   /// Throws shardy::error: timeout, connection_failed, truncated_body, protocol_error,
   /// tls_error, cancelled; a sink's own errors pass through.
   boost::asio::awaitable<TransportResponse> send(const TransportRequest& request);
