@@ -16,7 +16,8 @@ namespace shardy::shard {
 
 class AsyncSemaphore {
  public:
-  explicit AsyncSemaphore(std::size_t count) : count_(count == 0 ? 1 : count) {}
+  /// `count` units available at first (0: acquirers wait for a release, i.e. a latch).
+  explicit AsyncSemaphore(std::size_t count) : count_(count) {}
 
   /// Completes (never inline) once a unit is available.
   template <typename Token>

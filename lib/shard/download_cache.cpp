@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -73,12 +74,6 @@ bool same_file(int fd, const fs::path& path) {
   }, b{};
   if (::fstat(fd, &a) != 0 || ::stat(path.c_str(), &b) != 0) return false;
   return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
-}
-
-int open_lock_file(const fs::path& p) {
-  int fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) fail_errno(errno, "cannot open cache lock", p);
-  return fd;
 }
 
 struct Identity {
@@ -162,7 +157,7 @@ class DownloadShardFactory final : public ShardFactory,
                                    public std::enable_shared_from_this<DownloadShardFactory> {
  public:
   explicit DownloadShardFactory(DownloadCacheOptions o)
-      : opts_(std::move(o)), downloads_(opts_.max_concurrent_downloads) {}
+      : opts_(std::move(o)), downloads_(std::max<std::size_t>(1, opts_.max_concurrent_downloads)) {}
 
   asio::awaitable<std::shared_ptr<ShardReader>> open(ShardOpenContext ctx) override {
     const ShardMeta& m = ctx.meta;
@@ -183,7 +178,15 @@ class DownloadShardFactory final : public ShardFactory,
     std::unique_ptr<LockFile> lock;
     bool hit = false;
     for (;;) {
-      lock = std::make_unique<LockFile>(open_lock_file(lock_path));
+      int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+      if (fd < 0 && errno == ENOENT) {
+        // A concurrent retire() removed the entry directory: create it again.
+        fs::create_directories(dir, ec);
+        if (ec) fail_fs(ec, "cannot create cache directory", dir);
+        continue;
+      }
+      if (fd < 0) fail_errno(errno, "cannot open cache lock", lock_path);
+      lock = std::make_unique<LockFile>(fd);
       if (::flock(lock->fd(), LOCK_SH | LOCK_NB) == 0) {
         if (!same_file(lock->fd(), lock_path)) continue;  // removed meanwhile: start over
         if (complete(db_path, id_path, db_url, checkpoint, m.db_bytes)) {

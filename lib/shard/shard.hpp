@@ -102,7 +102,7 @@ class ShardReader {
 /// Everything a factory needs to open one shard of one snapshot.
 struct ShardOpenContext {
   boost::asio::any_io_executor executor;           ///< io executor (S3 requests run here)
-  boost::asio::any_io_executor blocking_executor;  ///< for work that blocks a thread
+  boost::asio::any_io_executor blocking_executor;  ///< for work that blocks a thread (see below)
   std::shared_ptr<ObjectStore> objects;
   ShardMeta meta;              ///< db_id, db_url (set), db_bytes, checkpoint_id, ...
   std::string db_object;       ///< "<db_url>/shard.db"
@@ -122,6 +122,10 @@ class ShardFactory {
   /// not part of the new state (same db_url and checkpoint_id): the factory may drop cached
   /// files once nobody uses them. Default: nothing.
   virtual void retire(const ShardMeta& /*meta*/) {}
+
+  /// Whether open() needs ShardOpenContext::blocking_executor (the reader creates its blocking
+  /// pool only for factories that do; it is empty otherwise).
+  virtual bool needs_blocking_executor() const noexcept { return false; }
 };
 
 }  // namespace shardy::shard

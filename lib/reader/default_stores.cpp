@@ -1,0 +1,34 @@
+// What a reader uses when the options do not say otherwise: its object store and its shard
+// factory (the access tier).
+#include <filesystem>
+#include <shardy/local_store.hpp>
+
+#include "reader/reader_core.hpp"
+#include "shard/download_cache.hpp"
+
+namespace shardy::detail {
+
+std::shared_ptr<ObjectStore> default_object_store(boost::asio::any_io_executor ex,
+                                                  const ReaderOptions& o,
+                                                  const std::string& prefix) {
+  if (!o.object_root.empty() || !o.bucket_dirs.empty())
+    return make_mapped_store(std::move(ex), o.object_root, o.bucket_dirs);
+  if (prefix.rfind("file://", 0) == 0) return make_file_store(std::move(ex));
+  // s3:// through the S3 client: wired in once the S3 object store lands on main.
+  throw_error(errc::unsupported,
+              "reading s3:// without an object root needs the S3 object store; set "
+              "ReaderOptions::object_root or ReaderOptions::object_store");
+}
+
+std::shared_ptr<shard::ShardFactory> make_shard_factory(const ReaderOptions& o) {
+  shard::DownloadCacheOptions d;
+  d.root =
+      o.local_root.empty() ? std::filesystem::temp_directory_path() / "shardy-cache" : o.local_root;
+  d.max_concurrent_downloads = o.max_concurrent_downloads;
+  d.remove_retired = o.remove_retired_shards;
+  d.mmap_size = o.mmap_size;
+  d.max_connections_per_shard = o.max_connections_per_shard;
+  return shard::make_download_shard_factory(std::move(d));
+}
+
+}  // namespace shardy::detail

@@ -1,0 +1,165 @@
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_future.hpp>
+#include <shardy/reader.hpp>
+
+#include "reader/reader_core.hpp"
+
+namespace shardy {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// Runs a reader coroutine on its executor and blocks until it is done; exceptions (with their
+// diagnostics) propagate to the caller.
+template <typename T>
+T run_blocking(const std::shared_ptr<detail::ReaderCore>& core, asio::awaitable<T> a) {
+  auto fut = asio::co_spawn(core->executor(), std::move(a), asio::use_future);
+  return fut.get();
+}
+
+template <typename F>
+auto with_ec(error_code& ec, F f) noexcept -> decltype(f()) {
+  ec.clear();
+  try {
+    return f();
+  } catch (const error& e) {
+    ec = e.code();
+  } catch (const boost::system::system_error& e) {
+    ec = e.code();
+  } catch (...) {
+    ec = make_error_code(errc::shard_error);
+  }
+  return {};
+}
+
+AsyncReader open_blocking(asio::any_io_executor ex, std::string prefix, ReaderOptions options) {
+  auto fut = AsyncReader::async_open(std::move(ex), std::move(prefix), std::move(options),
+                                     asio::use_future);
+  return fut.get();
+}
+
+}  // namespace
+
+Reader::Reader(std::string prefix, ReaderOptions options, std::size_t io_threads)
+    : pool_(std::make_unique<asio::thread_pool>(io_threads == 0 ? 1 : io_threads)) {
+  auto ex = pool_->get_executor();
+  on_own_thread_ = [ex] { return ex.running_in_this_thread(); };
+  try {
+    // Open through the core directly so that errors keep their diagnostics.
+    auto core = std::make_shared<detail::ReaderCore>(ex, std::move(prefix), std::move(options));
+    run_blocking(core, core->open());
+    async_ = AsyncReader(std::move(core));
+  } catch (...) {
+    pool_->join();
+    throw;
+  }
+}
+
+Reader::Reader(asio::io_context& io, std::string prefix, ReaderOptions options) {
+  auto ex = io.get_executor();
+  on_own_thread_ = [ex] { return ex.running_in_this_thread(); };
+  check_thread();
+  auto core = std::make_shared<detail::ReaderCore>(ex, std::move(prefix), std::move(options));
+  run_blocking(core, core->open());
+  async_ = AsyncReader(std::move(core));
+}
+
+Reader::~Reader() {
+  async_.close();
+  async_ = AsyncReader();
+  if (pool_) pool_->join();
+}
+
+void Reader::check_thread() const {
+  if (on_own_thread_ && on_own_thread_())
+    throw_error(errc::would_deadlock,
+                "a blocking Reader call was made from one of the reader's own io threads");
+}
+
+std::optional<Value> Reader::get(const Key& key, const RoutingContext& context) {
+  check_thread();
+  auto& core = async_.core_;
+  if (!core) throw_error(errc::reader_not_open, "the reader is not open");
+  if (core->closed()) throw_error(errc::reader_closed, "the reader was closed");
+  const auto start = std::chrono::steady_clock::now();
+  auto* metrics = core->options().metrics.get();
+  try {
+    core->acquire_tokens_blocking(1);
+    bool served = false;
+    auto v = core->try_get_local(key, context, served);
+    if (served) {
+      if (metrics) core->note_get(start, v.has_value());
+      return v;
+    }
+    // Cold shard (or a tier that blocks on the network): the io threads do the work.
+    return run_blocking(core, core->get(key, context, false));
+  } catch (...) {
+    if (metrics) metrics->on_lookup_error("get");
+    throw;
+  }
+}
+
+std::optional<Value> Reader::get(const Key& key, error_code& ec) noexcept {
+  return with_ec(ec, [&] { return get(key); });
+}
+
+std::vector<std::optional<Value>> Reader::multi_get(const std::vector<Key>& keys) {
+  check_thread();
+  auto& core = async_.core_;
+  if (!core) throw_error(errc::reader_not_open, "the reader is not open");
+  if (core->closed()) throw_error(errc::reader_closed, "the reader was closed");
+  const auto start = std::chrono::steady_clock::now();
+  auto* metrics = core->options().metrics.get();
+  try {
+    core->acquire_tokens_blocking(keys.size());
+    bool served = false;
+    // All shards warm and local: sequential lookups on this thread beat a fan-out (each lookup
+    // is about a microsecond; concurrency comes from the calling threads).
+    auto v = core->try_multi_get_local(keys, served);
+    if (served) {
+      core->note_multi_get(start, v);
+      return v;
+    }
+    return run_blocking(core, core->multi_get(keys, false));
+  } catch (...) {
+    if (metrics) metrics->on_lookup_error("multi_get");
+    throw;
+  }
+}
+
+std::vector<std::optional<Value>> Reader::multi_get(const std::vector<Key>& keys,
+                                                    error_code& ec) noexcept {
+  return with_ec(ec, [&] { return multi_get(keys); });
+}
+
+bool Reader::refresh() {
+  check_thread();
+  auto& core = async_.core_;
+  if (!core) throw_error(errc::reader_not_open, "the reader is not open");
+  return run_blocking(core, core->refresh());
+}
+
+bool Reader::refresh(error_code& ec) noexcept {
+  return with_ec(ec, [&] { return refresh(); });
+}
+
+ShardHandle Reader::borrow_shard(std::uint32_t db_id) {
+  check_thread();
+  auto& core = async_.core_;
+  if (!core) throw_error(errc::reader_not_open, "the reader is not open");
+  return run_blocking(core, core->borrow(db_id));
+}
+
+ShardHandle Reader::borrow_shard_for_key(const Key& key) {
+  return borrow_shard(async_.route_key(key));
+}
+
+std::vector<ScanRow> Reader::next(ScanCursor& cursor) {
+  check_thread();
+  auto& core = async_.core_;
+  if (!core) throw_error(errc::reader_not_open, "the reader is not open");
+  return run_blocking(core, core->next(&cursor));
+}
+
+}  // namespace shardy

@@ -1,0 +1,619 @@
+#include "reader/reader_core.hpp"
+
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+#include <map>
+
+#include "shard/download_cache.hpp"
+
+namespace shardy::detail {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using asio::use_awaitable;
+
+std::shared_ptr<spdlog::logger> default_logger() {
+  if (auto l = spdlog::get("shardy")) return l;
+  static auto silent =
+      std::make_shared<spdlog::logger>("shardy", std::make_shared<spdlog::sinks::null_sink_mt>());
+  return silent;
+}
+
+// --------------------------------------------------------------------------------------------
+// SnapshotState
+
+SnapshotState::SnapshotState(ManifestRef l, ManifestRef c, Manifest m)
+    : loaded(std::move(l)),
+      current(std::move(c)),
+      manifest(std::move(m)),
+      router(manifest.build.num_dbs, manifest.build.key_encoding) {
+  auto all = manifest.all_shards();
+  slots.reserve(all.size());
+  for (auto& s : all) slots.push_back(std::make_unique<ShardSlot>(std::move(s)));
+}
+
+SnapshotState::~SnapshotState() {
+  std::vector<ShardMeta> drop;
+  {
+    std::lock_guard lock(retire_mu);
+    if (retired && factory)
+      for (auto& s : slots)
+        if (s->meta.db_url && !keep.count({*s->meta.db_url, s->meta.checkpoint_id.value_or("")}))
+          drop.push_back(s->meta);
+  }
+  slots.clear();  // closes the shards (their last users are gone)
+  for (auto& m : drop) {
+    try {
+      factory->retire(m);
+    } catch (...) {
+      // Cache cleanup is best effort; the files are reused or removed by a later retire.
+    }
+  }
+}
+
+// --------------------------------------------------------------------------------------------
+// ReaderCore
+
+ReaderCore::ReaderCore(asio::any_io_executor ex, std::string prefix, ReaderOptions options)
+    : ex_(std::move(ex)), prefix_(std::move(prefix)), opts_(std::move(options)) {
+  while (!prefix_.empty() && prefix_.back() == '/') prefix_.pop_back();
+  logger_ = opts_.logger ? opts_.logger : default_logger();
+  if (opts_.rate_limiter && opts_.metrics) opts_.rate_limiter->set_metrics(opts_.metrics);
+  if (opts_.manifest_store) {
+    manifests_ = opts_.manifest_store;
+  } else {
+    if (prefix_.empty()) throw_error(errc::invalid_url, "empty snapshot prefix");
+    objects_ = opts_.object_store ? opts_.object_store : default_object_store(ex_, opts_, prefix_);
+    ManifestStoreOptions mo;
+    mo.current_pointer_key = opts_.current_pointer_key;
+    manifests_ = make_object_manifest_store(objects_, prefix_, mo);
+  }
+  if (!objects_)
+    objects_ = opts_.object_store ? opts_.object_store : default_object_store(ex_, opts_, prefix_);
+  factory_ = make_shard_factory(opts_);
+}
+
+ReaderCore::~ReaderCore() {
+  {
+    std::lock_guard lock(state_mu_);
+    state_.reset();
+  }
+  if (blocking_pool_) blocking_pool_->join();
+}
+
+std::shared_ptr<SnapshotState> ReaderCore::pin() const {
+  std::shared_ptr<SnapshotState> st;
+  {
+    std::lock_guard lock(state_mu_);
+    st = state_;
+  }
+  if (!st) {
+    if (closed()) throw_error(errc::reader_closed, "the reader was closed");
+    throw_error(errc::reader_not_open, "the reader is not open");
+  }
+  return st;
+}
+
+void ReaderCore::install(std::shared_ptr<SnapshotState> st) {
+  std::set<std::pair<std::string, std::string>> keep;
+  for (auto& s : st->slots)
+    if (s->meta.db_url) keep.emplace(*s->meta.db_url, s->meta.checkpoint_id.value_or(""));
+  std::shared_ptr<SnapshotState> old;
+  {
+    std::lock_guard lock(state_mu_);
+    old = std::exchange(state_, std::move(st));
+  }
+  if (old) {
+    std::lock_guard lock(old->retire_mu);
+    old->retired = opts_.remove_retired_shards;
+    old->keep = std::move(keep);
+  }
+  // `old` is destroyed here unless operations in flight or handles still pin it.
+}
+
+void ReaderCore::close() noexcept {
+  if (closed_.exchange(true, std::memory_order_acq_rel)) return;
+  std::shared_ptr<SnapshotState> old;
+  {
+    std::lock_guard lock(state_mu_);
+    old = std::move(state_);
+  }
+  const std::uint32_t n = old ? old->manifest.build.num_dbs : 0;
+  if (opened()) {
+    logger_->info("reader_closed prefix={} num_shards={}", prefix_, n);
+    if (opts_.metrics) opts_.metrics->on_reader_closed(n);
+  }
+}
+
+asio::any_io_executor ReaderCore::blocking_executor() {
+  if (opts_.blocking_threads == 0) return ex_;
+  std::lock_guard lock(pool_mu_);
+  if (!blocking_pool_) blocking_pool_ = std::make_unique<asio::thread_pool>(opts_.blocking_threads);
+  return blocking_pool_->get_executor();
+}
+
+void ReaderCore::note_get(std::chrono::steady_clock::time_point start, bool found) const {
+  if (opts_.metrics) opts_.metrics->on_get(std::chrono::steady_clock::now() - start, found);
+}
+
+RouteResult ReaderCore::route(const SnapshotState& st, const Key& key,
+                              const RoutingContext& ctx) const {
+  if (!ctx.empty())
+    throw_error(errc::invalid_argument,
+                "a routing context was given, but the snapshot is HASH-sharded (E-09)");
+  return st.router.route_lookup(key);
+}
+
+shard::ShardOpenContext ReaderCore::open_context(const SnapshotState& st, const ShardMeta& m) {
+  shard::ShardOpenContext c;
+  c.executor = ex_;
+  if (st.factory->needs_blocking_executor()) c.blocking_executor = blocking_executor();
+  c.objects = objects_;
+  c.meta = m;
+  c.db_object = m.db_url.value_or("") + "/shard.db";
+  c.run_id = st.manifest.build.run_id;
+  c.custom = st.manifest.build.custom;
+  c.metrics = opts_.metrics;
+  c.logger = logger_;
+  return c;
+}
+
+// --------------------------------------------------------------------------------------------
+// open / refresh
+
+awaitable<std::shared_ptr<SnapshotState>> ReaderCore::build_state(ManifestRef loaded,
+                                                                  ManifestRef current,
+                                                                  Manifest manifest) {
+  if (manifest.build.sharding.strategy != ShardingStrategy::hash)
+    throw_error(errc::unsupported,
+                "CEL-sharded snapshots are not supported (manifest " + loaded.ref + ")");
+  check_kv_readable(manifest);
+  auto st =
+      std::make_shared<SnapshotState>(std::move(loaded), std::move(current), std::move(manifest));
+  st->factory = factory_;
+  co_return st;
+}
+
+awaitable<void> ReaderCore::open_all(std::shared_ptr<SnapshotState> st) {
+  // Opened with bounded concurrency; the first failure (in db_id order) is reported, and the
+  // state (with whatever opened) is dropped by the caller.
+  const std::size_t n = st->slots.size();
+  auto limit =
+      std::make_shared<shard::AsyncSemaphore>(std::max<std::size_t>(1, opts_.max_concurrency));
+  auto done = std::make_shared<shard::AsyncSemaphore>(0);
+  auto remaining = std::make_shared<std::atomic<std::size_t>>(0);
+  auto errors = std::make_shared<std::vector<std::exception_ptr>>(n);
+  std::vector<std::uint32_t> ids;
+  for (std::uint32_t i = 0; i < n; ++i)
+    if (st->slots[i]->meta.db_url) ids.push_back(i);
+  if (ids.empty()) co_return;
+  remaining->store(ids.size());
+  auto self = shared_from_this();
+  for (auto id : ids) {
+    auto task = [](std::shared_ptr<ReaderCore> self, std::shared_ptr<SnapshotState> st,
+                   std::uint32_t id,
+                   std::shared_ptr<shard::AsyncSemaphore> limit) -> awaitable<void> {
+      co_await limit->async_acquire(use_awaitable);
+      shard::AsyncSemaphore::Permit permit(limit.get());
+      co_await self->ensure_open(st, id);
+    };
+    auto on_done = [errors, remaining, done, id](std::exception_ptr e) {
+      (*errors)[id] = e;
+      if (remaining->fetch_sub(1) == 1) done->release();
+    };
+    asio::co_spawn(ex_, task(self, st, id, limit), std::move(on_done));
+  }
+  co_await done->async_acquire(use_awaitable);
+  for (auto& e : *errors)
+    if (e) std::rethrow_exception(e);
+}
+
+awaitable<void> ReaderCore::open() {
+  auto cur = co_await manifests_->load_current();
+  if (!cur) {
+    logger_->error("reader_current_not_found prefix={}", prefix_);
+    throw_error(errc::no_current_pointer, "no " + opts_.current_pointer_key + " under " + prefix_);
+  }
+  ManifestRef loaded = *cur;
+  Manifest manifest;
+  bool malformed = false;
+  std::string why;
+  try {
+    manifest = co_await manifests_->load_manifest(cur->ref);
+  } catch (const error& e) {
+    if (e.code() != make_error_code(errc::manifest_parse_error) || opts_.max_fallback_attempts == 0)
+      throw;
+    malformed = true;
+    why = e.what();
+  }
+  if (malformed) {
+    // Cold-start fallback (H-09) restricted to manifests older than the one _CURRENT names
+    // (H-10): after a rollback, a newer manifest must not silently undo it.
+    logger_->error("reader_cold_start_fallback failed_ref={} max_attempts={} error={}", cur->ref,
+                   opts_.max_fallback_attempts, why);
+    auto history = co_await manifests_->list_manifests(100000);
+    std::vector<ManifestRef> candidates;
+    auto pos = std::find_if(history.begin(), history.end(),
+                            [&](const ManifestRef& r) { return r.ref == cur->ref; });
+    if (pos != history.end()) {
+      candidates.assign(pos + 1, history.end());
+    } else {
+      for (auto& r : history)
+        if (r.published_at < cur->published_at && r.ref != cur->ref) candidates.push_back(r);
+    }
+    if (candidates.size() > opts_.max_fallback_attempts)
+      candidates.resize(opts_.max_fallback_attempts);
+    bool found = false;
+    for (auto& cand : candidates) {
+      bool bad = false;
+      try {
+        manifest = co_await manifests_->load_manifest(cand.ref);
+      } catch (const error& e) {
+        if (e.code() != make_error_code(errc::manifest_parse_error)) throw;
+        bad = true;
+        logger_->error("reader_fallback_skip_malformed manifest_ref={} error={}", cand.ref,
+                       e.what());
+      }
+      if (bad) continue;
+      loaded = cand;
+      found = true;
+      break;
+    }
+    if (!found)
+      throw_error(errc::manifest_parse_error,
+                  "the manifest " + cur->ref + " is malformed (" + why + ") and none of the " +
+                      std::to_string(candidates.size()) + " older manifests tried could be used");
+    logger_->info("reader_fallback_succeeded fallback_ref={} skipped_ref={}", loaded.ref, cur->ref);
+    if (opts_.metrics) opts_.metrics->on_fallback(cur->ref, loaded.ref);
+  }
+  auto st = co_await build_state(std::move(loaded), *cur, std::move(manifest));
+  if (opts_.shard_open == ShardOpenPolicy::eager) co_await open_all(st);
+  const auto n = st->manifest.build.num_dbs;
+  const auto ref = st->loaded.ref;
+  install(std::move(st));
+  opened_.store(true, std::memory_order_release);
+  logger_->info("reader_initialized prefix={} num_shards={} manifest_ref={}", prefix_, n, ref);
+  if (opts_.metrics) opts_.metrics->on_reader_initialized(n);
+}
+
+awaitable<bool> ReaderCore::refresh() {
+  co_await refresh_mutex_.async_acquire(use_awaitable);
+  shard::AsyncSemaphore::Permit permit(&refresh_mutex_);
+  auto old = pin();  // reader_closed / reader_not_open (H-15)
+  auto cur = co_await manifests_->load_current();
+  if (!cur) {
+    logger_->error("reader_refresh_current_not_found prefix={}", prefix_);
+    throw_error(errc::no_current_pointer, "no " + opts_.current_pointer_key + " under " + prefix_);
+  }
+  if (cur->ref == old->current.ref) {
+    logger_->debug("reader_refresh_unchanged manifest_ref={}", cur->ref);
+    if (opts_.metrics) opts_.metrics->on_refresh(false);
+    co_return false;
+  }
+  Manifest manifest;
+  bool malformed = false;
+  try {
+    manifest = co_await manifests_->load_manifest(cur->ref);
+  } catch (const error& e) {
+    if (e.code() != make_error_code(errc::manifest_parse_error)) throw;
+    malformed = true;
+    logger_->error("reader_refresh_malformed_manifest manifest_ref={} error={}", cur->ref,
+                   e.what());
+  }
+  if (malformed) {
+    if (opts_.metrics) opts_.metrics->on_refresh(false);
+    co_return false;
+  }
+  auto st = co_await build_state(*cur, *cur, std::move(manifest));
+  if (opts_.shard_open == ShardOpenPolicy::eager) co_await open_all(st);
+  if (closed()) throw_error(errc::reader_closed, "the reader was closed during refresh");
+  logger_->info("reader_refreshed old_manifest_ref={} new_manifest_ref={}", old->loaded.ref,
+                st->loaded.ref);
+  old.reset();
+  install(std::move(st));
+  if (opts_.metrics) opts_.metrics->on_refresh(true);
+  co_return true;
+}
+
+// --------------------------------------------------------------------------------------------
+// lookups
+
+awaitable<std::shared_ptr<shard::ShardReader>> ReaderCore::ensure_open(
+    std::shared_ptr<SnapshotState> st, std::uint32_t db_id) {
+  ShardSlot& slot = *st->slots.at(db_id);
+  if (!slot.meta.db_url) co_return nullptr;  // an empty shard
+  if (slot.ready.load(std::memory_order_acquire)) co_return slot.reader;
+  co_await slot.open_mutex.async_acquire(use_awaitable);
+  shard::AsyncSemaphore::Permit permit(&slot.open_mutex);
+  if (slot.reader) co_return slot.reader;
+  auto ctx = open_context(*st, slot.meta);
+  std::shared_ptr<shard::ShardReader> r;
+  try {
+    r = co_await st->factory->open(std::move(ctx));
+  } catch (const std::exception& e) {
+    logger_->error("shard_open_failed db_id={} db_url={} error={}", db_id, *slot.meta.db_url,
+                   e.what());
+    if (opts_.metrics) opts_.metrics->on_shard_open_error(db_id);
+    throw;
+  }
+  slot.reader = r;
+  slot.ready.store(r.get(), std::memory_order_release);
+  co_return r;
+}
+
+// Runs a shard call where its tier allows: inline for local shards, on the blocking pool for
+// shards whose lookups wait on the network (hopping back to the io executor afterwards).
+template <typename F>
+awaitable<std::invoke_result_t<F&>> run_shard_call(ReaderCore& core, shard::ShardReader& r, F f) {
+  if (r.threading() == shard::LookupThreading::caller_thread) co_return f();
+  co_await asio::post(core.blocking_executor(), use_awaitable);
+  std::exception_ptr failure;
+  std::optional<std::invoke_result_t<F&>> out;
+  try {
+    out.emplace(f());
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  co_await asio::post(core.executor(), use_awaitable);
+  if (failure) std::rethrow_exception(failure);
+  co_return std::move(*out);
+}
+
+awaitable<void> ReaderCore::acquire_tokens(std::uint64_t n) {
+  if (!opts_.rate_limiter || n == 0) co_return;
+  co_await opts_.rate_limiter->async_acquire(ex_, n, use_awaitable);
+}
+
+void ReaderCore::acquire_tokens_blocking(std::uint64_t n) {
+  if (opts_.rate_limiter && n > 0) opts_.rate_limiter->acquire(n);
+}
+
+awaitable<std::optional<Value>> ReaderCore::lookup(std::shared_ptr<SnapshotState> st,
+                                                   std::uint32_t db_id, std::string key) {
+  auto r = co_await ensure_open(st, db_id);
+  if (!r) co_return std::nullopt;
+  auto call = [&r, &key] { return r->get(key); };
+  co_return co_await run_shard_call(*this, *r, call);
+}
+
+awaitable<std::optional<Value>> ReaderCore::get(Key key, RoutingContext ctx, bool charge) {
+  const auto start = std::chrono::steady_clock::now();
+  if (closed()) throw_error(errc::reader_closed, "the reader was closed");
+  if (charge) co_await acquire_tokens(1);
+  auto st = pin();
+  auto rr = route(*st, key, ctx);
+  auto v = co_await lookup(st, rr.db_id, std::move(rr.storage_key));
+  note_get(start, v.has_value());
+  co_return v;
+}
+
+std::optional<Value> ReaderCore::try_get_local(const Key& key, const RoutingContext& ctx,
+                                               bool& served) {
+  served = false;
+  auto st = pin();
+  auto rr = route(*st, key, ctx);
+  ShardSlot& slot = *st->slots[rr.db_id];
+  if (!slot.meta.db_url) {
+    served = true;
+    return std::nullopt;
+  }
+  shard::ShardReader* r = slot.ready.load(std::memory_order_acquire);
+  if (!r || r->threading() != shard::LookupThreading::caller_thread) return std::nullopt;
+  served = true;
+  return r->get(rr.storage_key);
+}
+
+namespace {
+
+struct Grouped {
+  std::vector<std::uint32_t> ids;                 // distinct db_ids, ascending
+  std::vector<std::vector<std::size_t>> indexes;  // per id: input positions
+  std::vector<std::vector<std::string>> keys;     // per id: encoded keys
+};
+
+Grouped group_keys(const ReaderCore& core, const SnapshotState& st, const std::vector<Key>& keys) {
+  std::map<std::uint32_t, std::size_t> where;
+  std::vector<std::pair<std::uint32_t, std::string>> routed;
+  routed.reserve(keys.size());
+  for (auto& k : keys) {
+    auto rr = core.route(st, k, RoutingContext{});
+    routed.emplace_back(rr.db_id, std::move(rr.storage_key));
+    where.emplace(rr.db_id, 0);
+  }
+  Grouped g;
+  for (auto& [id, slot] : where) {
+    slot = g.ids.size();
+    g.ids.push_back(id);
+  }
+  g.indexes.resize(g.ids.size());
+  g.keys.resize(g.ids.size());
+  for (std::size_t i = 0; i < routed.size(); ++i) {
+    auto gi = where[routed[i].first];
+    g.indexes[gi].push_back(i);
+    g.keys[gi].push_back(std::move(routed[i].second));
+  }
+  return g;
+}
+
+std::size_t count_found(const std::vector<std::optional<Value>>& v) {
+  std::size_t n = 0;
+  for (auto& x : v) n += x.has_value();
+  return n;
+}
+
+}  // namespace
+
+std::vector<std::optional<Value>> ReaderCore::try_multi_get_local(const std::vector<Key>& keys,
+                                                                  bool& served) {
+  served = false;
+  auto st = pin();
+  auto g = group_keys(*this, *st, keys);
+  for (auto id : g.ids) {
+    ShardSlot& slot = *st->slots[id];
+    if (!slot.meta.db_url) continue;
+    auto* r = slot.ready.load(std::memory_order_acquire);
+    if (!r || r->threading() != shard::LookupThreading::caller_thread) return {};
+  }
+  std::vector<std::optional<Value>> out(keys.size());
+  for (std::size_t gi = 0; gi < g.ids.size(); ++gi) {
+    auto* r = st->slots[g.ids[gi]]->ready.load(std::memory_order_acquire);
+    if (!r) continue;  // empty shard: all absent
+    for (std::size_t j = 0; j < g.keys[gi].size(); ++j)
+      out[g.indexes[gi][j]] = r->get(g.keys[gi][j]);
+  }
+  served = true;
+  return out;
+}
+
+awaitable<void> ReaderCore::lookup_group(std::shared_ptr<SnapshotState> st, std::uint32_t db_id,
+                                         const std::vector<std::string>* keys,
+                                         std::vector<std::optional<Value>>* out) {
+  auto r = co_await ensure_open(st, db_id);
+  if (!r) co_return;
+  auto call = [&r, keys, out] {
+    for (std::size_t i = 0; i < keys->size(); ++i) (*out)[i] = r->get((*keys)[i]);
+    return true;
+  };
+  co_await run_shard_call(*this, *r, call);
+}
+
+awaitable<std::vector<std::optional<Value>>> ReaderCore::multi_get(std::vector<Key> keys,
+                                                                   bool charge) {
+  const auto start = std::chrono::steady_clock::now();
+  if (closed()) throw_error(errc::reader_closed, "the reader was closed");
+  std::vector<std::optional<Value>> out(keys.size());
+  if (!keys.empty()) {
+    // Duplicates are read once per occurrence and charged (D-06, P-05).
+    if (charge) co_await acquire_tokens(keys.size());
+    auto st = pin();
+    auto g = group_keys(*this, *st, keys);
+    const std::size_t n = g.ids.size();
+    std::vector<std::vector<std::optional<Value>>> parts(n);
+    for (std::size_t i = 0; i < n; ++i) parts[i].resize(g.keys[i].size());
+    if (n == 1) {
+      co_await lookup_group(st, g.ids[0], &g.keys[0], &parts[0]);
+    } else {
+      // One task per shard group, at most max_concurrency at once; all of them finish before
+      // this coroutine continues (they point into this frame). Shard readers are thread-safe
+      // (a connection per call), so groups need no per-shard strand.
+      auto limit =
+          std::make_shared<shard::AsyncSemaphore>(std::max<std::size_t>(1, opts_.max_concurrency));
+      auto done = std::make_shared<shard::AsyncSemaphore>(0);
+      auto remaining = std::make_shared<std::atomic<std::size_t>>(n);
+      auto errors = std::make_shared<std::vector<std::exception_ptr>>(n);
+      auto self = shared_from_this();
+      for (std::size_t i = 0; i < n; ++i) {
+        auto task = [](std::shared_ptr<ReaderCore> self, std::shared_ptr<SnapshotState> st,
+                       std::uint32_t id, const std::vector<std::string>* keys,
+                       std::vector<std::optional<Value>>* part,
+                       std::shared_ptr<shard::AsyncSemaphore> limit) -> awaitable<void> {
+          co_await limit->async_acquire(use_awaitable);
+          shard::AsyncSemaphore::Permit permit(limit.get());
+          co_await self->lookup_group(st, id, keys, part);
+        };
+        auto on_done = [errors, remaining, done, i](std::exception_ptr e) {
+          (*errors)[i] = e;
+          if (remaining->fetch_sub(1) == 1) done->release();
+        };
+        asio::co_spawn(ex_, task(self, st, g.ids[i], &g.keys[i], &parts[i], limit),
+                       std::move(on_done));
+      }
+      co_await done->async_acquire(use_awaitable);
+      for (auto& e : *errors)  // db_id order: the lowest failing shard wins (D-09)
+        if (e) std::rethrow_exception(e);
+    }
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < parts[i].size(); ++j)
+        out[g.indexes[i][j]] = std::move(parts[i][j]);
+  }
+  if (opts_.metrics)
+    opts_.metrics->on_multi_get(std::chrono::steady_clock::now() - start, keys.size(),
+                                count_found(out));
+  co_return out;
+}
+
+void ReaderCore::note_multi_get(std::chrono::steady_clock::time_point start,
+                                const std::vector<std::optional<Value>>& v) const {
+  if (opts_.metrics)
+    opts_.metrics->on_multi_get(std::chrono::steady_clock::now() - start, v.size(), count_found(v));
+}
+
+// --------------------------------------------------------------------------------------------
+// handles and scans
+
+awaitable<ShardHandle> ReaderCore::borrow(std::uint32_t db_id) {
+  auto st = pin();
+  if (db_id >= st->slots.size())
+    throw_error(errc::invalid_argument, "db_id " + std::to_string(db_id) +
+                                            " is not below num_dbs " +
+                                            std::to_string(st->slots.size()));
+  auto h = std::make_shared<HandleState>();
+  h->slot = st->slots[db_id].get();
+  h->reader = co_await ensure_open(st, db_id);
+  if (h->reader) {
+    auto r = h->reader;
+    auto call = [&r] { return r->borrow_connection(); };
+    h->lease = co_await run_shard_call(*this, *r, call);
+  }
+  h->state = std::move(st);
+  co_return make_handle(std::move(h));
+}
+
+ScanCursor ReaderCore::make_scan(std::uint32_t first, std::uint32_t last, ScanOptions o) const {
+  auto st = pin();
+  if (first >= st->slots.size() || last >= st->slots.size())
+    throw_error(errc::invalid_argument, "db_id out of range");
+  if (o.chunk_size == 0) throw_error(errc::invalid_argument, "scan chunk_size must be > 0");
+  auto s = std::make_shared<ScanState>();
+  s->state = std::move(st);
+  s->db_id = first;
+  s->last_db_id = last;
+  s->initial_start = o.start;
+  s->bounds.start = std::move(o.start);
+  s->bounds.end = std::move(o.end);
+  s->chunk_size = o.chunk_size;
+  ScanCursor c;
+  c.s_ = std::move(s);
+  return c;
+}
+
+awaitable<std::vector<ScanRow>> ReaderCore::next(ScanCursor* cursor) {
+  if (!cursor->s_) throw_error(errc::invalid_argument, "empty scan cursor");
+  ScanState& s = *cursor->s_;
+  std::vector<ScanRow> out;
+  while (!s.done && s.db_id <= s.last_db_id) {
+    auto r = co_await ensure_open(s.state, s.db_id);
+    std::vector<shard::Row> rows;
+    if (r) {
+      auto call = [&r, &s] { return r->scan(s.bounds, s.chunk_size); };
+      rows = co_await run_shard_call(*this, *r, call);
+    }
+    const bool shard_done = rows.size() < s.chunk_size;
+    if (!rows.empty()) {
+      s.bounds.start = rows.back().key;
+      s.bounds.start_exclusive = true;
+    }
+    out.reserve(rows.size());
+    for (auto& row : rows)
+      out.push_back(ScanRow{s.db_id, std::move(row.key), std::move(row.value)});
+    if (shard_done) {
+      if (s.db_id == s.last_db_id) {
+        s.done = true;
+      } else {
+        ++s.db_id;
+        s.bounds.start = s.initial_start;
+        s.bounds.start_exclusive = false;
+      }
+    }
+    if (!out.empty()) break;
+  }
+  if (s.db_id > s.last_db_id) s.done = true;
+  co_return out;
+}
+
+}  // namespace shardy::detail

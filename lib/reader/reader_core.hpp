@@ -1,0 +1,166 @@
+// The reader's shared implementation behind AsyncReader and Reader.
+//
+// Snapshot state (SnapshotState) is built completely before it is published and never changes
+// afterwards, except for its shard slots, which open lazily (each slot has its own async mutex so
+// a shard is opened once, and a lock-free pointer for the warm path). The current state sits
+// behind a mutex-protected shared_ptr: pinning = copying that shared_ptr; a refresh swaps it.
+// Whoever drops the last pin of a retired state destroys it, which closes its shards and lets
+// the download cache drop files the newer state does not use.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <shardy/async_reader.hpp>
+#include <string>
+#include <vector>
+
+#include "shard/async_semaphore.hpp"
+#include "shard/shard.hpp"
+
+namespace shardy::detail {
+
+struct ShardSlot {
+  explicit ShardSlot(ShardMeta m) : meta(std::move(m)) {}
+  ShardMeta meta;
+  /// Set once the shard is open (release/acquire); the warm path reads only this.
+  std::atomic<shard::ShardReader*> ready{nullptr};
+  std::shared_ptr<shard::ShardReader> reader;  // written once, under open_mutex
+  shard::AsyncSemaphore open_mutex{1};
+};
+
+struct SnapshotState {
+  ManifestRef loaded;   ///< the manifest this state serves
+  ManifestRef current;  ///< what _CURRENT named when it was loaded
+  Manifest manifest;
+  Router router;
+  std::vector<std::unique_ptr<ShardSlot>> slots;  ///< one per db_id
+  std::shared_ptr<shard::ShardFactory> factory;
+
+  /// Set when a refresh replaces this state: on destruction, shards whose (db_url, checkpoint)
+  /// the newer state does not use are handed to factory->retire().
+  std::mutex retire_mu;
+  bool retired = false;
+  std::set<std::pair<std::string, std::string>> keep;
+
+  SnapshotState(ManifestRef l, ManifestRef c, Manifest m);
+  ~SnapshotState();
+};
+
+struct ScanState {
+  std::shared_ptr<SnapshotState> state;
+  std::uint32_t db_id = 0;
+  std::uint32_t last_db_id = 0;  ///< inclusive
+  shard::ScanBounds bounds;      ///< start advances as chunks are returned
+  std::optional<std::string> initial_start;
+  std::size_t chunk_size = 1024;
+  bool done = false;
+};
+
+struct HandleState {
+  std::shared_ptr<SnapshotState> state;
+  ShardSlot* slot = nullptr;
+  std::shared_ptr<shard::ShardReader> reader;  // null for an empty shard
+  shard::ConnectionLease lease;
+};
+
+class ReaderCore : public std::enable_shared_from_this<ReaderCore> {
+ public:
+  ReaderCore(boost::asio::any_io_executor ex, std::string prefix, ReaderOptions options);
+  ~ReaderCore();
+
+  boost::asio::any_io_executor executor() const { return ex_; }
+  const ReaderOptions& options() const { return opts_; }
+  spdlog::logger& log() const { return *logger_; }
+
+  // --- coroutines (run on ex_)
+  // --------------------------------------------------------------------
+  boost::asio::awaitable<void> open();
+  boost::asio::awaitable<std::optional<Value>> get(Key key, RoutingContext ctx, bool charge);
+  boost::asio::awaitable<std::vector<std::optional<Value>>> multi_get(std::vector<Key> keys,
+                                                                      bool charge);
+  boost::asio::awaitable<bool> refresh();
+  boost::asio::awaitable<ShardHandle> borrow(std::uint32_t db_id);
+  boost::asio::awaitable<std::vector<ScanRow>> next(ScanCursor* cursor);
+
+  // --- synchronous pieces --------------------------------------------------------------------
+  /// The current state, pinned; throws reader_closed / reader_not_open.
+  std::shared_ptr<SnapshotState> pin() const;
+  /// Routes a key on `st` (context must be empty for HASH snapshots).
+  RouteResult route(const SnapshotState& st, const Key& key, const RoutingContext& ctx) const;
+
+  /// The warm path: the value if the key's shard is open and safe to read on this thread
+  /// (caller_thread tier); `served` false when the caller must take the async path.
+  /// Throws on routing/encoding/shard errors. No rate limiting, no metrics (callers do both).
+  std::optional<Value> try_get_local(const Key& key, const RoutingContext& ctx, bool& served);
+  /// Like try_get_local for many keys: served only if every involved shard is warm.
+  std::vector<std::optional<Value>> try_multi_get_local(const std::vector<Key>& keys, bool& served);
+
+  ScanCursor make_scan(std::uint32_t first, std::uint32_t last, ScanOptions o) const;
+  static ShardHandle make_handle(std::shared_ptr<HandleState> s) {
+    ShardHandle h;
+    h.s_ = std::move(s);
+    return h;
+  }
+
+  void close() noexcept;
+  bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+  bool opened() const noexcept { return opened_.load(std::memory_order_acquire); }
+
+  /// The executor for lookups that block on the network (a pool created on first need).
+  boost::asio::any_io_executor blocking_executor();
+
+  void note_get(std::chrono::steady_clock::time_point start, bool found) const;
+  void note_multi_get(std::chrono::steady_clock::time_point start,
+                      const std::vector<std::optional<Value>>& v) const;
+  void acquire_tokens_blocking(std::uint64_t n);
+
+ private:
+  boost::asio::awaitable<std::shared_ptr<SnapshotState>> build_state(ManifestRef loaded,
+                                                                     ManifestRef current,
+                                                                     Manifest manifest);
+  boost::asio::awaitable<std::shared_ptr<shard::ShardReader>> ensure_open(
+      std::shared_ptr<SnapshotState> st, std::uint32_t db_id);
+  boost::asio::awaitable<void> open_all(std::shared_ptr<SnapshotState> st);
+  boost::asio::awaitable<std::optional<Value>> lookup(std::shared_ptr<SnapshotState> st,
+                                                      std::uint32_t db_id, std::string key);
+  boost::asio::awaitable<void> lookup_group(std::shared_ptr<SnapshotState> st, std::uint32_t db_id,
+                                            const std::vector<std::string>* keys,
+                                            std::vector<std::optional<Value>>* out);
+  boost::asio::awaitable<void> acquire_tokens(std::uint64_t n);
+  void install(std::shared_ptr<SnapshotState> st);
+  shard::ShardOpenContext open_context(const SnapshotState& st, const ShardMeta& m);
+
+  boost::asio::any_io_executor ex_;
+  std::string prefix_;
+  ReaderOptions opts_;
+  std::shared_ptr<spdlog::logger> logger_;
+  std::shared_ptr<ObjectStore> objects_;
+  std::shared_ptr<ManifestStore> manifests_;
+  std::shared_ptr<shard::ShardFactory> factory_;
+
+  mutable std::mutex state_mu_;
+  std::shared_ptr<SnapshotState> state_;
+  std::atomic<bool> closed_{false};
+  std::atomic<bool> opened_{false};
+  shard::AsyncSemaphore refresh_mutex_{1};
+
+  std::mutex pool_mu_;
+  std::unique_ptr<boost::asio::thread_pool> blocking_pool_;
+};
+
+/// The object store a reader uses when none is given (mapped root or S3).
+std::shared_ptr<ObjectStore> default_object_store(boost::asio::any_io_executor ex,
+                                                  const ReaderOptions& o,
+                                                  const std::string& prefix);
+/// The shard factory for a reader (download tier; the range tier plugs in here).
+std::shared_ptr<shard::ShardFactory> make_shard_factory(const ReaderOptions& o);
+/// The "shardy" spdlog logger if registered, else a silent one.
+std::shared_ptr<spdlog::logger> default_logger();
+
+}  // namespace shardy::detail

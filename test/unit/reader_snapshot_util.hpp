@@ -1,0 +1,131 @@
+// Snapshots for reader unit tests: shards written with plain SQLite into a DirObjectStore, and an
+// in-memory ManifestStore holding manifests built with build_manifest.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <map>
+#include <mutex>
+#include <shardy/manifest.hpp>
+#include <shardy/manifest_store.hpp>
+#include <shardy/routing.hpp>
+
+#include "reader_test_util.hpp"
+
+namespace shardy::test {
+
+class MemoryManifestStore final : public ManifestStore {
+ public:
+  std::atomic<int> manifest_loads{0};
+  std::atomic<int> current_loads{0};
+
+  void add(ManifestRef ref, std::string bytes) {
+    std::lock_guard l(mu_);
+    bytes_[ref.ref] = std::move(bytes);
+    history_.insert(history_.begin(), ref);  // newest first
+  }
+  void set_current_ref(const ManifestRef& ref) {
+    std::lock_guard l(mu_);
+    current_ = ref;
+  }
+  void corrupt(const std::string& ref) {
+    std::lock_guard l(mu_);
+    bytes_[ref] = "this is not a SQLite manifest, just garbage text...";
+  }
+
+  boost::asio::awaitable<std::optional<ManifestRef>> load_current() override {
+    ++current_loads;
+    std::lock_guard l(mu_);
+    co_return current_;
+  }
+  boost::asio::awaitable<Manifest> load_manifest(std::string ref) override {
+    ++manifest_loads;
+    std::string bytes;
+    {
+      std::lock_guard l(mu_);
+      auto it = bytes_.find(ref);
+      if (it == bytes_.end()) throw_error(errc::object_not_found, ref);
+      bytes = it->second;
+    }
+    co_return parse_manifest(std::span<const char>(bytes.data(), bytes.size()));
+  }
+  boost::asio::awaitable<std::vector<ManifestRef>> list_manifests(std::size_t limit) override {
+    std::lock_guard l(mu_);
+    std::vector<ManifestRef> out(history_.begin(),
+                                 history_.begin() + std::min(limit, history_.size()));
+    co_return out;
+  }
+  boost::asio::awaitable<ManifestRef> publish(const Manifest&) override {
+    throw_error(errc::unsupported, "test store");
+  }
+  boost::asio::awaitable<ManifestRef> set_current(std::string) override {
+    throw_error(errc::unsupported, "test store");
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::string> bytes_;
+  std::vector<ManifestRef> history_;
+  std::optional<ManifestRef> current_;
+};
+
+/// Writes snapshots (int keys, u64be) into a DirObjectStore + MemoryManifestStore.
+struct SnapshotWriter {
+  std::shared_ptr<DirObjectStore> objects;
+  std::shared_ptr<MemoryManifestStore> manifests = std::make_shared<MemoryManifestStore>();
+  std::string prefix = "s3://bucket/snap";
+  int published = 0;
+
+  explicit SnapshotWriter(std::filesystem::path root)
+      : objects(std::make_shared<DirObjectStore>(std::move(root))) {}
+
+  /// Publishes key -> value (written in shards by routing) and returns its ref; `make_current`
+  /// moves the pointer.
+  ManifestRef publish(const std::string& run_id, std::uint32_t num_dbs,
+                      const std::map<std::int64_t, std::string>& rows, bool make_current = true) {
+    Router router(num_dbs, KeyEncoding::u64be);
+    std::map<std::uint32_t, std::vector<std::pair<std::string, std::string>>> per_shard;
+    std::map<std::uint32_t, std::pair<std::int64_t, std::int64_t>> minmax;
+    for (auto& [k, v] : rows) {
+      auto rr = router.route_write(Key::integer(k));
+      per_shard[rr.db_id].emplace_back(rr.storage_key, v);
+      auto [it, fresh] = minmax.emplace(rr.db_id, std::make_pair(k, k));
+      if (!fresh) {
+        it->second.first = std::min(it->second.first, k);
+        it->second.second = std::max(it->second.second, k);
+      }
+    }
+    ++published;
+    const auto ts = Timestamp(std::chrono::seconds(1700000000 + published * 60));
+    Manifest m;
+    m.build.run_id = run_id;
+    m.build.created_at = ts;
+    m.build.created_at_text = format_timestamp(ts);
+    m.build.num_dbs = num_dbs;
+    m.build.s3_prefix = prefix;
+    m.build.key_encoding = KeyEncoding::u64be;
+    for (auto& [id, kv] : per_shard) {
+      char dir[32];
+      std::snprintf(dir, sizeof dir, "db=%05u", id);
+      ShardMeta s;
+      s.db_id = id;
+      s.db_url = prefix + "/shards/run_id=" + run_id + "/" + dir + "/attempt=00";
+      auto file = objects->path_of(*s.db_url + "/shard.db");
+      write_kv_shard(file, kv);
+      s.row_count = static_cast<std::int64_t>(kv.size());
+      s.db_bytes = static_cast<std::int64_t>(std::filesystem::file_size(file));
+      s.checkpoint_id = "ckpt-" + run_id + "-" + std::to_string(id);
+      s.min_key = Key::integer(minmax[id].first);
+      s.max_key = Key::integer(minmax[id].second);
+      m.shards.push_back(std::move(s));
+    }
+    ManifestRef ref;
+    ref.ref = prefix + "/manifests/" + format_timestamp_dir(ts) + "_run_id=" + run_id + "/manifest";
+    ref.run_id = run_id;
+    ref.published_at = ts;
+    manifests->add(ref, build_manifest(m));
+    if (make_current) manifests->set_current_ref(ref);
+    return ref;
+  }
+};
+
+}  // namespace shardy::test
