@@ -20,5 +20,7 @@ struct GlobalOptions {
 GlobalOptions& global_options();
 
 void register_route(CLI::App& app);  // route.cpp
+void register_build_command(CLI::App& app);   // build.cpp
+void register_admin_commands(CLI::App& app);  // admin.cpp: history, rollback, cleanup
 
 }  // namespace shardy::cli

@@ -33,6 +33,8 @@ int main(int argc, char** argv) {
   auto* version = app.add_subcommand("version", "print the shardy version");
   version->callback([] { std::cout << "shardy 0.1.0\n"; });
   register_route(app);
+  register_build_command(app);
+  register_admin_commands(app);
 
   try {
     app.parse(argc, argv);
