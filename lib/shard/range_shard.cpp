@@ -76,6 +76,9 @@ class RangeShardFactory final : public ShardFactory {
  public:
   explicit RangeShardFactory(RangeShardOptions o) : opts_(o) {}
 
+  // Opening and every lookup read pages that wait on S3: they need the blocking pool.
+  bool needs_blocking_executor() const noexcept override { return true; }
+
   boost::asio::awaitable<std::shared_ptr<ShardReader>> open(ShardOpenContext ctx) override {
     if (!ctx.meta.db_url) throw_error(errc::invalid_argument, "range shard without a db_url");
     RangeSourceOptions so;
