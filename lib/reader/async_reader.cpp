@@ -182,14 +182,25 @@ const ReaderCore& AsyncReader::core() const {
   return *core_;
 }
 
+namespace {
+// Routing only (E-10): a key that routes but does not fit the key encoding still has a shard.
+std::uint32_t route_only(const detail::SnapshotState& st, const Key& key,
+                         const RoutingContext& context) {
+  if (!context.empty())
+    throw_error(errc::invalid_argument,
+                "a routing context was given, but the snapshot is HASH-sharded (E-09)");
+  return st.router.shard_for(key);
+}
+}  // namespace
+
 std::uint32_t AsyncReader::route_key(const Key& key, const RoutingContext& context) const {
   auto st = core().pin();
-  return core().route(*st, key, context).db_id;
+  return route_only(*st, key, context);
 }
 
 ShardDetail AsyncReader::shard_for_key(const Key& key, const RoutingContext& context) const {
   auto st = core().pin();
-  return st->slots[core().route(*st, key, context).db_id]->meta;
+  return st->slots[route_only(*st, key, context)]->meta;
 }
 
 std::vector<ShardDetail> AsyncReader::shards_for_keys(const std::vector<Key>& keys) const {

@@ -2,6 +2,7 @@
 // factory (the access tier).
 #include <filesystem>
 #include <shardy/local_store.hpp>
+#include <shardy/store.hpp>
 
 #include "reader/reader_core.hpp"
 #include "shard/download_cache.hpp"
@@ -10,14 +11,12 @@ namespace shardy::detail {
 
 std::shared_ptr<ObjectStore> default_object_store(boost::asio::any_io_executor ex,
                                                   const ReaderOptions& o,
-                                                  const std::string& prefix) {
-  if (!o.object_root.empty() || !o.bucket_dirs.empty())
-    return make_mapped_store(std::move(ex), o.object_root, o.bucket_dirs);
-  if (prefix.rfind("file://", 0) == 0) return make_file_store(std::move(ex));
-  // s3:// through the S3 client: wired in once the S3 object store lands on main.
-  throw_error(errc::unsupported,
-              "reading s3:// without an object root needs the S3 object store; set "
-              "ReaderOptions::object_root or ReaderOptions::object_store");
+                                                  const std::string& /*prefix*/) {
+  if (!o.bucket_dirs.empty()) return make_mapped_store(std::move(ex), o.object_root, o.bucket_dirs);
+  StoreOptions so;
+  so.s3 = o.s3;
+  so.object_root = o.object_root;
+  return make_object_store(std::move(ex), std::move(so));
 }
 
 std::shared_ptr<shard::ShardFactory> make_shard_factory(const ReaderOptions& o) {

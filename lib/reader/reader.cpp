@@ -33,12 +33,6 @@ auto with_ec(error_code& ec, F f) noexcept -> decltype(f()) {
   return {};
 }
 
-AsyncReader open_blocking(asio::any_io_executor ex, std::string prefix, ReaderOptions options) {
-  auto fut = AsyncReader::async_open(std::move(ex), std::move(prefix), std::move(options),
-                                     asio::use_future);
-  return fut.get();
-}
-
 }  // namespace
 
 Reader::Reader(std::string prefix, ReaderOptions options, std::size_t io_threads)

@@ -22,5 +22,6 @@ GlobalOptions& global_options();
 void register_route(CLI::App& app);  // route.cpp
 void register_build_command(CLI::App& app);   // build.cpp
 void register_admin_commands(CLI::App& app);  // admin.cpp: history, rollback, cleanup
+void register_read(CLI::App& app);   // read.cpp: get, multiget, info, shards, health, bench
 
 }  // namespace shardy::cli

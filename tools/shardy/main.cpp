@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   register_route(app);
   register_build_command(app);
   register_admin_commands(app);
+  register_read(app);
 
   try {
     app.parse(argc, argv);

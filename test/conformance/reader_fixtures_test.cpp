@@ -1,0 +1,202 @@
+// Conformance: every shardyfusion snapshot in ../shared/fixtures, read through the mapped local
+// root (bucket shardy-fixtures -> the fixtures folder) with Reader and with AsyncReader,
+// reproduces expected.jsonl (values, absent keys, error or not, route_key), reader_info.json
+// (snapshot_info, shard_details, the manifest actually loaded: kv_history_fallback falls back
+// from the corrupt v4 to v3, H-09) and the cache behaviour (a second open downloads nothing, M-03).
+#include <gtest/gtest.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/json.hpp>
+#include <shardy/async_reader.hpp>
+#include <shardy/metrics.hpp>
+#include <shardy/reader.hpp>
+
+#include "support/test_support.hpp"
+
+namespace shardy {
+namespace {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+namespace fs = std::filesystem;
+
+struct Case {
+  std::optional<Key> key;  // nullopt: the key itself cannot be built (integer beyond u64)
+  std::optional<std::uint32_t> shard_id;
+  std::optional<std::string> value;  // expected value
+  bool get_error = false;
+  std::string line;
+};
+
+std::vector<Case> load_cases(const std::string& name) {
+  std::vector<Case> out;
+  for (auto& line : test::read_lines(test::fixtures_dir() / "expected" / name / "expected.jsonl")) {
+    auto o = json::parse(line).as_object();
+    Case c;
+    c.line = line;
+    const std::string type(o.at("key_type").as_string());
+    if (type == "int") {
+      error_code ec;
+      auto k = Key::parse_integer(std::string(o.at("key_dec").as_string()), ec);
+      if (!ec) c.key = k;
+    } else if (type == "str") {
+      c.key = Key::text(test::from_hex(std::string(o.at("key_utf8_hex").as_string())));
+    } else {
+      c.key = Key::bytes(test::from_hex(std::string(o.at("key_hex").as_string())));
+    }
+    if (!o.at("shard_id").is_null())
+      c.shard_id = static_cast<std::uint32_t>(o.at("shard_id").to_number<std::int64_t>());
+    if (!o.at("value_hex").is_null())
+      c.value = test::from_hex(std::string(o.at("value_hex").as_string()));
+    c.get_error = o.contains("get_error");
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+ReaderOptions fixture_options(const fs::path& cache) {
+  ReaderOptions o;
+  o.bucket_dirs["shardy-fixtures"] = test::fixtures_dir();
+  o.local_root = cache;
+  return o;
+}
+
+std::vector<std::string> snapshot_names() {
+  std::vector<std::string> names;
+  for (auto& e : fs::directory_iterator(test::fixtures_dir() / "expected"))
+    names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+json::object reader_info(const std::string& name) {
+  return json::parse(test::read_file(test::fixtures_dir() / "expected" / name / "reader_info.json"))
+      .as_object();
+}
+
+std::optional<Key> json_key(const json::value& v) {
+  if (v.is_null()) return std::nullopt;
+  if (v.is_string()) return Key::text(std::string(v.as_string()));
+  if (v.is_uint64()) return Key::unsigned_integer(v.as_uint64());
+  return Key::integer(v.to_number<std::int64_t>());
+}
+
+class ReaderFixtures : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ReaderFixtures, SyncReaderReproducesExpectedAndReaderInfo) {
+  const auto name = GetParam();
+  auto info = reader_info(name);
+  auto cache = test::make_temp_dir("conf-" + name);
+  Reader reader(std::string(info.at("s3_prefix").as_string()), fixture_options(cache));
+  std::size_t checked = 0;
+  for (auto& c : load_cases(name)) {
+    if (!c.key) {
+      EXPECT_TRUE(c.get_error) << c.line;
+      continue;
+    }
+    if (c.shard_id) {
+      EXPECT_EQ(reader.route_key(*c.key), *c.shard_id) << c.line;
+    } else {
+      EXPECT_THROW(reader.route_key(*c.key), error) << c.line;
+    }
+    error_code ec;
+    auto v = reader.get(*c.key, ec);
+    if (c.get_error) {
+      EXPECT_TRUE(ec) << c.line;
+    } else {
+      EXPECT_FALSE(ec) << ec.message() << " " << c.line;
+      EXPECT_EQ(v, c.value) << c.line;
+    }
+    ++checked;
+  }
+  EXPECT_GT(checked, 100u);
+
+  // reader_info.json (G-01, G-02)
+  auto si = reader.snapshot_info();
+  const auto& esi = info.at("snapshot_info").as_object();
+  EXPECT_EQ(si.run_id, esi.at("run_id").as_string());
+  EXPECT_EQ(si.num_dbs, esi.at("num_dbs").to_number<std::uint32_t>());
+  EXPECT_EQ(si.manifest_ref, esi.at("manifest_ref").as_string());
+  EXPECT_EQ(si.manifest_ref, info.at("loaded_manifest_ref").as_string());
+  EXPECT_EQ(si.current_ref, info.at("current_pointer").as_object().at("ref").as_string());
+  EXPECT_EQ(si.row_count, esi.at("row_count").to_number<std::int64_t>());
+  EXPECT_EQ(to_string(si.key_encoding), esi.at("key_encoding").as_string());
+  EXPECT_EQ(si.hash_algorithm, esi.at("hash_algorithm").as_string());
+  EXPECT_EQ(si.sharding, ShardingStrategy::hash);
+  EXPECT_EQ(si.created_at, parse_timestamp(std::string(esi.at("created_at").as_string())));
+  auto details = reader.shard_details();
+  const auto& eds = info.at("shard_details").as_array();
+  ASSERT_EQ(details.size(), eds.size());
+  for (std::size_t i = 0; i < details.size(); ++i) {
+    const auto& e = eds[i].as_object();
+    EXPECT_EQ(details[i].db_id, e.at("db_id").to_number<std::uint32_t>());
+    EXPECT_EQ(details[i].row_count, e.at("row_count").to_number<std::int64_t>());
+    EXPECT_EQ(details[i].min_key, json_key(e.at("min_key"))) << i;
+    EXPECT_EQ(details[i].max_key, json_key(e.at("max_key"))) << i;
+    if (e.at("db_url").is_null())
+      EXPECT_FALSE(details[i].db_url) << i;
+    else
+      EXPECT_EQ(details[i].db_url, std::optional<std::string>(e.at("db_url").as_string())) << i;
+  }
+  EXPECT_EQ(reader.health().status, HealthStatus::healthy);
+}
+
+TEST_P(ReaderFixtures, AsyncReaderReproducesExpectedAndCacheIsReused) {
+  const auto name = GetParam();
+  auto info = reader_info(name);
+  const std::string prefix(info.at("s3_prefix").as_string());
+  auto cache = test::make_temp_dir("conf-async-" + name);
+  auto cases = load_cases(name);
+  asio::thread_pool pool(2);
+  for (int round = 0; round < 2; ++round) {
+    auto o = fixture_options(cache);
+    auto prom = std::make_shared<PrometheusCollector>();
+    o.metrics = prom;
+    auto body = [&]() -> asio::awaitable<int> {
+      auto reader = co_await AsyncReader::async_open(pool.get_executor(), prefix, o);
+      int mismatches = 0;
+      for (auto& c : cases) {
+        if (!c.key) continue;
+        auto r = co_await reader.async_get(*c.key, asio::as_tuple(asio::use_awaitable));
+        const error_code ec = std::get<0>(r);
+        const bool ok = c.get_error ? bool(ec) : (!ec && std::get<1>(r) == c.value);
+        if (!ok) {
+          ++mismatches;
+          ADD_FAILURE() << c.line << " -> " << ec.message();
+        }
+      }
+      // multi_get of every key whose get succeeds, in one call, same answers (D-05).
+      std::vector<Key> keys;
+      std::vector<std::optional<std::string>> want;
+      for (auto& c : cases)
+        if (c.key && !c.get_error) {
+          keys.push_back(*c.key);
+          want.push_back(c.value);
+        }
+      auto got = co_await reader.async_multi_get(keys);
+      if (got != want) ++mismatches;
+      reader.close();
+      co_return mismatches;
+    };
+    EXPECT_EQ(asio::co_spawn(pool, body(), asio::use_future).get(), 0);
+    auto text = prom->render();
+    if (round == 1) {
+      // Second open on the same cache: nothing downloaded (M-03).
+      EXPECT_NE(text.find("shardy_shard_downloads_total 0\n"), std::string::npos) << text;
+      EXPECT_EQ(text.find("shardy_shard_cache_hits_total 0\n"), std::string::npos) << text;
+    } else {
+      EXPECT_EQ(text.find("shardy_shard_downloads_total 0\n"), std::string::npos) << text;
+    }
+  }
+  pool.join();
+}
+
+INSTANTIATE_TEST_SUITE_P(Snapshots, ReaderFixtures, ::testing::ValuesIn(snapshot_names()),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace shardy
