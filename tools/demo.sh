@@ -28,7 +28,7 @@ echo "== shardy history"
 
 # --- read keys back ---------------------------------------------------------------------------
 echo "== read back"
-if "$shardy" get --help > /dev/null 2>&1; then
+if "$shardy" --help 2>&1 | grep -qE "^ +get( |$)"; then
   "$shardy" --prefix "$prefix" get --key-type str user:42 user:999 user:nope
 else
   # No reader CLI in this build yet: look the keys up in the shard files directly.
