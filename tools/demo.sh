@@ -29,7 +29,8 @@ echo "== shardy history"
 # --- read keys back ---------------------------------------------------------------------------
 echo "== read back"
 if "$shardy" --help 2>&1 | grep -qE "^ +get( |$)"; then
-  "$shardy" --prefix "$prefix" get --key-type str user:42 user:999 user:nope
+  "$shardy" --prefix "$prefix" --local-root "$demo/cache" get --key-type str user:42
+  "$shardy" --prefix "$prefix" --local-root "$demo/cache" --output jsonl multiget --key-type str user:42 user:999 user:nope
 else
   # No reader CLI in this build yet: look the keys up in the shard files directly.
   for key in user:42 user:999 user:nope; do
