@@ -33,16 +33,8 @@ errc classify_status(unsigned status, std::string_view code) noexcept {
 }
 
 bool retryable(errc e) noexcept {
-  switch (e) {
-    case errc::throttled:
-    case errc::server_error:
-    case errc::timeout:
-    case errc::connection_failed:
-    case errc::truncated_body:
-      return true;
-    default:
-      return false;
-  }
+  // One definition of "retryable" for the whole library: shardy::is_retryable.
+  return is_retryable(make_error_code(e));
 }
 
 std::chrono::milliseconds backoff_cap(const RetryPolicy& policy, unsigned n) noexcept {
