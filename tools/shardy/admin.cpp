@@ -1,25 +1,19 @@
 // Snapshot administration: `shardy history`, `shardy rollback`, `shardy cleanup`.
 //
-// cleanup follows shardyfusion's semantics (interop spec 1.8): for the target manifest (current,
-// --ref or --offset) it deletes every attempt=* directory of its shards that is not the winner;
-// with --include-old-runs / --older-than / --keep-last it also deletes run_id=* shard trees not
-// protected by the manifest history (protected = intersection of the active criteria, plus the
-// target's run). Unlike the reference, a run whose run record is `running` and recent is never
-// deleted (it may be writing right now). Nothing is deleted without --yes.
+// cleanup is shardy::cleanup_snapshot (include/shardy/cleanup.hpp; interop spec 1.8): stale
+// attempts of the target manifest, and with --include-old-runs / --older-than / --keep-last old
+// run_id=* shard trees; runs in flight are spared. Nothing is deleted without --yes.
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/json.hpp>
 #include <chrono>
 #include <iostream>
-#include <map>
-#include <set>
+#include <shardy/cleanup.hpp>
 #include <shardy/manifest_store.hpp>
-#include <shardy/writer.hpp>
 
 #include "cli_store.hpp"
 #include "commands.hpp"
-#include "writer/run_record.hpp"
 
 namespace shardy::cli {
 namespace {
@@ -33,11 +27,6 @@ T run_sync(asio::io_context& io, asio::awaitable<T> aw) {
   io.restart();
   io.run();
   return fut.get();
-}
-
-std::string strip_slash(std::string s) {
-  while (!s.empty() && s.back() == '/') s.pop_back();
-  return s;
 }
 
 // "7d", "12h", "30m", "45s" (a bare number is seconds).
@@ -143,141 +132,44 @@ struct CleanupArgs {
   bool yes = false;
 };
 
-struct Deletion {
-  std::string prefix;  // ends with '/'
-  std::string reason;
-};
-
-asio::awaitable<void> cleanup(ObjectStore& store, ManifestStore& ms, CleanupArgs a) {
-  const std::string prefix = strip_slash(required_prefix());
-  const std::string ref = co_await resolve_ref(ms, a.target);
-  const Manifest m = co_await ms.load_manifest(ref);
-  const std::string base = strip_slash(m.build.s3_prefix);
-  std::vector<Deletion> plan;
-
-  // 1. Stale attempts of the target manifest's shards.
-  for (const auto& s : m.shards) {
-    if (!s.db_url) continue;
-    const std::string dir = join_url(base, {m.build.shard_prefix, "run_id=" + m.build.run_id,
-                                            format_db_path(m.build.db_path_template, s.db_id)}) +
-                            "/";
-    ListOptions lo;
-    lo.delimiter = "/";
-    const ListResult listed = co_await store.list(dir, std::move(lo));
-    for (const auto& cp : listed.common_prefixes) {
-      const std::string name = strip_slash(cp).substr(dir.size());
-      if (name.rfind("attempt=", 0) != 0) continue;
-      if (strip_slash(cp) != strip_slash(*s.db_url)) plan.push_back({cp, "stale_attempt"});
-    }
-  }
-
-  // 2. Old runs.
-  const bool old_runs = a.include_old_runs || !a.older_than.empty() || a.keep_last >= 0;
-  std::set<std::string> spared_running;
-  if (old_runs) {
-    const auto history = co_await ms.list_manifests(10000);
-    std::optional<std::set<std::string>> keep;
-    auto intersect = [&](std::set<std::string> s) {
-      if (!keep) {
-        keep = std::move(s);
-        return;
-      }
-      std::set<std::string> both;
-      for (const auto& r : *keep) {
-        if (s.count(r)) both.insert(r);
-      }
-      keep = std::move(both);
-    };
-    if (a.include_old_runs) {
-      std::set<std::string> s;
-      for (const auto& h : history) s.insert(h.run_id);
-      intersect(std::move(s));
-    }
-    if (!a.older_than.empty()) {
-      const auto cutoff = std::chrono::system_clock::now() - parse_duration(a.older_than);
-      std::set<std::string> s;
-      for (const auto& h : history) {
-        if (h.published_at >= cutoff) s.insert(h.run_id);
-      }
-      intersect(std::move(s));
-    }
-    if (a.keep_last >= 0) {
-      std::set<std::string> s;
-      for (std::size_t i = 0; i < history.size() && i < static_cast<std::size_t>(a.keep_last);
-           ++i) {
-        s.insert(history[i].run_id);
-      }
-      intersect(std::move(s));
-    }
-    std::set<std::string> protect = keep.value_or(std::set<std::string>{});
-    protect.insert(m.build.run_id);
-
-    // Runs in flight: a `running` run record updated (or leased) recently.
-    const auto grace = parse_duration(a.running_grace);
-    const auto now = std::chrono::system_clock::now();
-    ListOptions flat;
-    const ListResult records = co_await store.list(prefix + "/runs/", std::move(flat));
-    for (const auto& obj : records.objects) {
-      if (obj.url.size() < 9 || obj.url.compare(obj.url.size() - 9, 9, "/run.yaml") != 0) continue;
-      GetResult g;
-      GetOptions whole;  // a named local: no temporaries inside co_await (g++ 12)
-      try {
-        g = co_await store.get(obj.url, std::move(whole));
-      } catch (const error&) {
-        continue;
-      }
-      const auto rec = writer::parse_run_record(g.body);
-      if (!rec || rec->status != "running") continue;
-      if (rec->lease_expires_at > now || now - rec->updated_at < grace) {
-        protect.insert(rec->run_id);
-        spared_running.insert(rec->run_id);
-      }
-    }
-
-    const std::string runs_dir = join_url(prefix, {m.build.shard_prefix}) + "/";
-    ListOptions lo;
-    lo.delimiter = "/";
-    const ListResult listed = co_await store.list(runs_dir, std::move(lo));
-    for (const auto& cp : listed.common_prefixes) {
-      const std::string name = strip_slash(cp).substr(runs_dir.size());
-      if (name.rfind("run_id=", 0) != 0) continue;
-      if (!protect.count(name.substr(7))) plan.push_back({cp, "old_run"});
-    }
-  }
-
-  for (const auto& r : spared_running) {
-    json::object o;
-    o["action"] = "spared";
-    o["reason"] = "running";
-    o["run_id"] = r;
-    print_record(o);
-  }
-  for (const auto& d : plan) {
-    ListOptions flat;
-    const ListResult objs = co_await store.list(d.prefix, std::move(flat));
-    std::uint64_t bytes = 0;
-    for (const auto& o : objs.objects) bytes += o.size;
-    if (a.yes) {
-      for (const auto& o : objs.objects) co_await store.remove(o.url);
-    }
-    json::object o;
-    o["action"] = a.yes ? "deleted" : "would_delete";
-    o["bytes"] = bytes;
-    o["objects"] = objs.objects.size();
-    o["prefix"] = d.prefix;
-    o["reason"] = d.reason;
-    print_record(o);
-  }
-  if (!a.yes && !plan.empty()) {
-    std::cerr << "dry run: nothing deleted (pass --yes to delete)\n";
-  }
-}
-
 void run_cleanup(const CleanupArgs& a) {
+  CleanupOptions o;
+  o.prefix = required_prefix();
+  o.target_ref = a.target.ref;
+  if (a.target.offset >= 0) o.target_offset = static_cast<std::size_t>(a.target.offset);
+  o.include_old_runs = a.include_old_runs;
+  if (!a.older_than.empty()) o.older_than = parse_duration(a.older_than);
+  if (a.keep_last >= 0) o.keep_last = static_cast<std::size_t>(a.keep_last);
+  o.running_grace = parse_duration(a.running_grace);
+  o.dry_run = !a.yes;
+
   asio::io_context io;
   auto store = open_cli_store(io.get_executor());
-  auto ms = make_object_manifest_store(store, required_prefix());
-  run_sync(io, cleanup(*store, *ms, a));
+  auto ms = make_object_manifest_store(store, o.prefix);
+  const CleanupReport report = run_sync(io, cleanup_snapshot(store, ms, o));
+
+  for (const auto& s : report.spared) {
+    json::object j;
+    j["action"] = "spared";
+    j["reason"] = to_string(s.reason);
+    j["run_id"] = s.run_id;
+    j["run_record"] = s.run_record;
+    print_record(j);
+  }
+  for (const auto& item : report.items) {
+    json::object j;
+    j["action"] = item.deleted ? "deleted" : "would_delete";
+    j["bytes"] = item.bytes;
+    j["objects"] = item.objects.size();
+    j["prefix"] = item.prefix;
+    j["reason"] = to_string(item.reason);
+    j["run_id"] = item.run_id;
+    print_record(j);
+  }
+  if (o.dry_run && !report.items.empty()) {
+    std::cerr << "dry run: nothing deleted (pass --yes to delete)\n";
+  }
+  if (report.items.empty()) std::cerr << "nothing to clean up\n";
 }
 
 }  // namespace
