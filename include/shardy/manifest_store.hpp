@@ -52,8 +52,11 @@ class ManifestStore {
 /// ^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z_run_id=[^/]+/?$ , refs
 /// <P>/manifests/<dir>/<manifest_name> (existence not checked), newest first by the directory
 /// timestamp (stable over ascending names), at most `limit` (0 gives none); publish PUTs the
-/// manifest (application/x-sqlite3) at manifests/<TS, 6 fractional digits>_run_id=<R>/manifest,
-/// then _CURRENT (application/json), and returns the ref with the directory time; set_current
+/// manifest (application/x-sqlite3) at manifests/<TS, 6 fractional digits>_run_id=<R>/manifest
+/// create-only (If-None-Match: *; manifests are immutable, spec 1.3: an existing object with
+/// other bytes fails with errc::precondition_failed and _CURRENT is left alone, one with the same
+/// bytes, e.g. from a retried PUT whose response was lost, counts as written), then _CURRENT
+/// (application/json), and returns the ref with the directory time; set_current
 /// takes the run id from the first "run_id=<...>" in the ref (errc::invalid_argument if none) and
 /// neither validates nor checks the manifest.
 ///

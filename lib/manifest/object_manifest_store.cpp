@@ -113,9 +113,28 @@ class ObjectManifestStore final : public ManifestStore {
     Timestamp ts = now_utc();
     std::string ref = prefix_ + "/manifests/" + format_timestamp_dir(ts) + "_run_id=" + run_id +
                       "/" + options_.manifest_name;
+    // Manifests are immutable (spec 1.3): create-only, so that a publisher never replaces one.
+    // A create that reports a conflict because an earlier attempt of this very PUT landed
+    // (the response was lost and the client retried) is recognised by the content and counts
+    // as done.
     PutOptions po;
     po.content_type = "application/x-sqlite3";
-    co_await objects_->put(ref, std::move(bytes), po);
+    po.if_none_match = true;
+    bool conflict = false;
+    try {
+      co_await objects_->put(ref, bytes, po);
+    } catch (const error& e) {
+      if (e.code() != make_error_code(errc::precondition_failed)) throw;
+      conflict = true;
+    }
+    if (conflict) {
+      GetOptions whole;
+      const GetResult existing = co_await objects_->get(ref, std::move(whole));
+      if (existing.body != bytes) {
+        throw_error(errc::precondition_failed,
+                    "manifest " + ref + " already exists with other content (not replaced)");
+      }
+    }
     co_await write_current(ref, run_id);
     co_return ManifestRef{ref, run_id, ts};
   }

@@ -330,6 +330,48 @@ function classify(req, opts) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Delimiter listings
+//
+// s3rver's filesystem store skips every directory below a would-be common prefix before it has
+// seen a key in it, so a common prefix whose objects all sit two or more levels deeper (e.g.
+// shards/ -> run_id=R/ over run_id=R/db=00000/attempt=00/shard.db) is never listed; S3 lists
+// it. With a delimiter, list everything under the prefix without one (no pruning) and group the
+// keys here as s3rver does: sorted keys, startAfter already applied, maxKeys counting objects.
+
+function patchDelimiterListing() {
+  const FilesystemStore = require('s3rver/lib/stores/filesystem');
+  const original = FilesystemStore.prototype.listObjects;
+  if (original.shardyPatched) return;
+  const patched = async function (bucket, options) {
+    const delimiter = options.delimiter || '';
+    if (!delimiter) return original.call(this, bucket, options);
+    const prefix = options.prefix || '';
+    const maxKeys = options.maxKeys === undefined ? Infinity : options.maxKeys;
+    const all = await original.call(this, bucket, {...options, delimiter: '', maxKeys: Infinity});
+    const sorted = all.objects.slice().sort((a, b) => Buffer.compare(Buffer.from(a.key), Buffer.from(b.key)));
+    const commonPrefixes = new Set();
+    const objects = [];
+    let isTruncated = false;
+    for (const o of sorted) {
+      const idx = o.key.slice(prefix.length).indexOf(delimiter);
+      if (idx !== -1) {
+        commonPrefixes.add(o.key.slice(0, prefix.length + idx + delimiter.length));
+        continue;
+      }
+      if (objects.length < maxKeys) {
+        objects.push(o);
+      } else {
+        isTruncated = true;
+        break;
+      }
+    }
+    return {objects, commonPrefixes: [...commonPrefixes].sort(), isTruncated};
+  };
+  patched.shardyPatched = true;
+  FilesystemStore.prototype.listObjects = patched;
+}
+
+// ---------------------------------------------------------------------------------------------
 // The front end
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
@@ -833,6 +875,7 @@ async function main() {
     console.error(`s3server: cannot load s3rver (${e.message}); run tools/setup.sh (npm ci in test/s3server)`);
     process.exit(2);
   }
+  patchDelimiterListing();
   fs.mkdirSync(opts.directory, {recursive: true});
   s3rverInstance = new S3rver({
     address: '127.0.0.1',

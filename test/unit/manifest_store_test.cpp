@@ -192,5 +192,72 @@ TEST_F(ManifestStoreTest, PublishValidatesFirstAndWritesNothingOnFailure) {
   EXPECT_FALSE(std::filesystem::exists(dir / "bkt/snap"));
 }
 
+// Sends every manifest PUT to one fixed key, so that two publishes meet at the same object.
+class OneManifestKey final : public ObjectStore {
+ public:
+  OneManifestKey(std::shared_ptr<ObjectStore> inner, std::string fixed)
+      : inner_(std::move(inner)), fixed_(std::move(fixed)) {}
+  asio::awaitable<GetResult> get(std::string url, GetOptions o) override {
+    co_return co_await inner_->get(redirect(std::move(url)), std::move(o));
+  }
+  asio::awaitable<ObjectInfo> head(std::string url) override {
+    co_return co_await inner_->head(redirect(std::move(url)));
+  }
+  asio::awaitable<PutResult> put(std::string url, std::string body, PutOptions o) override {
+    if (url.find("/manifests/") != std::string::npos) manifest_puts.push_back(o);
+    co_return co_await inner_->put(redirect(std::move(url)), std::move(body), std::move(o));
+  }
+  asio::awaitable<PutResult> put_file(std::string url, std::filesystem::path f,
+                                      PutOptions o) override {
+    co_return co_await inner_->put_file(redirect(std::move(url)), std::move(f), std::move(o));
+  }
+  asio::awaitable<void> remove(std::string url) override {
+    co_await inner_->remove(redirect(std::move(url)));
+  }
+  asio::awaitable<ListResult> list(std::string prefix, ListOptions o) override {
+    co_return co_await inner_->list(std::move(prefix), std::move(o));
+  }
+  asio::awaitable<ObjectInfo> download(std::string url, std::filesystem::path f, ProgressCallback p,
+                                       std::string if_match) override {
+    co_return co_await inner_->download(redirect(std::move(url)), std::move(f), std::move(p),
+                                        std::move(if_match));
+  }
+  std::vector<PutOptions> manifest_puts;
+
+ private:
+  std::string redirect(std::string url) const {
+    return url.find("/manifests/") != std::string::npos ? fixed_ : url;
+  }
+  std::shared_ptr<ObjectStore> inner_;
+  std::string fixed_;
+};
+
+// Manifests are immutable (spec 1.3): publish creates them with If-None-Match; another
+// manifest at the same key is not replaced (and _CURRENT stays), the same bytes again (a retried
+// PUT whose first attempt landed) count as published.
+TEST_F(ManifestStoreTest, ManifestsAreCreateOnly) {
+  const std::string fixed = "s3://bkt/snap/manifests/2026-01-01T00:00:00.000000Z_run_id=a/manifest";
+  auto one = std::make_shared<OneManifestKey>(objects, fixed);
+  auto ms = make_object_manifest_store(one, "s3://bkt/snap");
+  const Manifest a = small_manifest("a");
+  run(io, ms->publish(a));
+  ASSERT_EQ(one->manifest_puts.size(), 1u);
+  EXPECT_TRUE(one->manifest_puts[0].if_none_match);
+  EXPECT_EQ(one->manifest_puts[0].content_type, "application/x-sqlite3");
+
+  EXPECT_EQ(error_of([&] { run(io, ms->publish(small_manifest("b"))); }),
+            errc::precondition_failed);
+  auto cur = run(io, ms->load_current());
+  ASSERT_TRUE(cur);
+  EXPECT_EQ(cur->run_id, "a");  // _CURRENT untouched by the failed publish
+  EXPECT_EQ(run(io, ms->load_manifest(fixed)).build.run_id, "a");
+
+  const ManifestRef again = run(io, ms->publish(a));  // identical bytes: idempotent
+  EXPECT_EQ(again.run_id, "a");
+  cur = run(io, ms->load_current());
+  ASSERT_TRUE(cur);
+  EXPECT_EQ(cur->ref, again.ref);
+}
+
 }  // namespace
 }  // namespace shardy
