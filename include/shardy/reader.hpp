@@ -3,11 +3,14 @@
 //   shardy::Reader reader("s3://bucket/snap", opts);          // owns a small io thread pool
 //   std::optional<shardy::Value> v = reader.get(shardy::Key::text("user-123"));
 //
-// Performance: a warm lookup on a downloaded shard runs entirely on the calling thread (pin the
-// snapshot, route, check out a SQLite connection, query): no thread hop, so it costs little more
-// than the SQLite lookup itself. Only when a shard must be opened or downloaded first, when a
-// shard's lookups wait on the network (range tier), or when the rate limiter makes the call wait
-// asynchronously, does the call hop to the io threads and block until they are done.
+// Performance: a get on an open shard runs entirely on the calling thread (pin the snapshot,
+// route, check out a SQLite connection, query): no thread hop, so on a downloaded shard it costs
+// little more than the SQLite lookup itself. On a range shard (AccessMode::range) the calling
+// thread itself waits for the page GETs, which the io threads serve (so a get must never run on
+// an io thread; see below). Only when a shard must be opened or downloaded first, for
+// multi_get on range shards (shard groups run in parallel on the blocking pool), or when the
+// rate limiter makes the call wait asynchronously, does the call hop to the io threads and block
+// until they are done.
 //
 // Calling a blocking method from one of the reader's own io threads (e.g. from inside a handler
 // running on the io_context given to the constructor) would deadlock; it fails with

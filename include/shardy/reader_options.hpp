@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <shardy/access_mode.hpp>
 #include <shardy/manifest_store.hpp>
 #include <shardy/metrics.hpp>
 #include <shardy/object_store.hpp>
@@ -27,6 +28,19 @@ enum class ShardOpenPolicy : std::uint8_t {
   eager,  ///< all non-empty shards at open and at each refresh, before the swap (A-01)
 };
 
+/// The range tier's own settings (reader-features L-07, L-14).
+struct RangeReadOptions {
+  /// LRU page cache per shard, in database pages; 0 disables it (pages the sidecar primed stay
+  /// cached either way).
+  std::size_t page_cache_pages = 1024;
+  /// Fetch shard.sidecar (interior b-tree pages and the overflow-chain map) once per shard at
+  /// open when the manifest announces one (custom.sqlite_sidecar), and prime the page cache with
+  /// it. An invalid sidecar, or one bound to another ETag, is ignored (logged).
+  bool use_sidecar = true;
+  /// SQLite connections per range shard (bounds concurrent lookups on one shard).
+  std::size_t max_connections_per_shard = 16;
+};
+
 struct ReaderOptions {
   // --- where the snapshot lives ---------------------------------------------------------------
   /// Name of the pointer object under the prefix. Ignored with a custom manifest_store.
@@ -43,6 +57,17 @@ struct ReaderOptions {
   std::map<std::string, std::filesystem::path> bucket_dirs;
   /// S3 transport (endpoint, region, addressing, timeouts, retries, credentials).
   S3Options s3;
+
+  // --- access tier (L-06..L-08) -----------------------------------------------------------------
+  /// download, range, or automatic (default): chosen per snapshot at open and at each refresh
+  /// from the manifest's db_bytes. SnapshotInfo::access_mode tells which one a snapshot uses.
+  AccessMode access_mode = AccessMode::automatic;
+  /// automatic picks range when any shard's db_bytes is at least this (inclusive) ...
+  std::uint64_t range_shard_bytes = 16ull << 20;
+  /// ... or when all shards' db_bytes add up to at least this (inclusive).
+  std::uint64_t range_total_bytes = 2ull << 30;
+  /// Settings of the range tier (used when a snapshot is read with range requests).
+  RangeReadOptions range;
 
   // --- local shard cache (download tier) ------------------------------------------------------
   /// Cache directory for downloaded shards; empty = <system temp dir>/shardy-cache. Shared safely
@@ -66,9 +91,10 @@ struct ReaderOptions {
   ShardOpenPolicy shard_open = ShardOpenPolicy::lazy;
   /// Shard groups of one multi_get looked up at once (C-04); also bounds eager opening.
   std::size_t max_concurrency = 64;
-  /// Threads of the pool that runs lookups which block on the network (range tier). Created on
-  /// first need; 0 = run them on the io executor's threads (only safe when those are not the
-  /// threads serving S3).
+  /// Threads of the pool that runs lookups which block on the network (range tier) for
+  /// AsyncReader (the sync Reader runs them on its calling thread, which blocks anyway; never on
+  /// an io thread). Created on first need; 0 = run them on the io executor's threads (only safe
+  /// when those are not the threads serving S3).
   std::size_t blocking_threads = 4;
 
   // --- instrumentation ------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <shardy/access_mode.hpp>
 #include <shardy/manifest.hpp>
 #include <string>
 #include <string_view>
@@ -22,6 +23,8 @@ struct SnapshotInfo {
   std::int64_t row_count = 0;  ///< sum of the shards' row counts (duplicates included)
   KeyEncoding key_encoding = KeyEncoding::u64be;
   std::string hash_algorithm;
+  /// The tier this snapshot is read with: download or range (never automatic; L-08).
+  AccessMode access_mode = AccessMode::download;
 };
 
 /// Per-shard entries (G-02, E-11): shard_details() returns one ShardMeta per db_id in

@@ -232,6 +232,7 @@ SnapshotInfo AsyncReader::snapshot_info() const {
   i.row_count = st->manifest.total_row_count();
   i.key_encoding = b.key_encoding;
   i.hash_algorithm = b.sharding.hash_algorithm;
+  i.access_mode = st->access;
   return i;
 }
 

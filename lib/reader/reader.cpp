@@ -81,12 +81,15 @@ std::optional<Value> Reader::get(const Key& key, const RoutingContext& context) 
   try {
     core->acquire_tokens_blocking(1);
     bool served = false;
-    auto v = core->try_get_local(key, context, served);
+    // An open shard is read right here, even a range shard whose page reads wait on S3: this
+    // thread blocks anyway and is not one of the io threads that serve S3 (check_thread), so the
+    // blocking pool would only add two thread hops to every cold lookup.
+    auto v = core->try_get_local(key, context, served, /*may_block=*/true);
     if (served) {
       if (metrics) core->note_get(start, v.has_value());
       return v;
     }
-    // Cold shard (or a tier that blocks on the network): the io threads do the work.
+    // Cold shard: the io threads open it (range shards: on the blocking pool) and look up.
     return run_blocking(core, core->get(key, context, false));
   } catch (...) {
     if (metrics) metrics->on_lookup_error("get");

@@ -9,7 +9,7 @@
 #include <chrono>
 #include <map>
 
-#include "shard/download_cache.hpp"
+#include "shard/range_shard.hpp"
 
 namespace shardy::detail {
 
@@ -75,7 +75,6 @@ ReaderCore::ReaderCore(asio::any_io_executor ex, std::string prefix, ReaderOptio
   }
   if (!objects_)
     objects_ = opts_.object_store ? opts_.object_store : default_object_store(ex_, opts_, prefix_);
-  factory_ = make_shard_factory(opts_);
 }
 
 ReaderCore::~ReaderCore() {
@@ -103,11 +102,15 @@ void ReaderCore::install(std::shared_ptr<SnapshotState> st) {
   std::set<std::pair<std::string, std::string>> keep;
   for (auto& s : st->slots)
     if (s->meta.db_url) keep.emplace(*s->meta.db_url, s->meta.checkpoint_id.value_or(""));
+  const auto new_factory = st->factory;
   std::shared_ptr<SnapshotState> old;
   {
     std::lock_guard lock(state_mu_);
     old = std::exchange(state_, std::move(st));
   }
+  // A shard the new state reads through another tier keeps nothing of the old tier's (e.g. its
+  // downloaded file when the snapshot moved to range reads).
+  if (old && old->factory != new_factory) keep.clear();
   if (old) {
     std::lock_guard lock(old->retire_mu);
     old->retired = opts_.remove_retired_shards;
@@ -163,6 +166,25 @@ shard::ShardOpenContext ReaderCore::open_context(const SnapshotState& st, const 
   return c;
 }
 
+AccessMode ReaderCore::choose_access(const Manifest& m) const {
+  if (opts_.access_mode != AccessMode::automatic) return opts_.access_mode;
+  shard::AdaptivePolicy policy;
+  policy.per_shard_threshold = opts_.range_shard_bytes;
+  policy.total_budget = opts_.range_total_bytes;
+  const auto shards = m.all_shards();
+  return shard::decide_access_mode(std::span<const ShardMeta>(shards), policy);
+}
+
+std::shared_ptr<shard::ShardFactory> ReaderCore::factory_for(AccessMode mode) {
+  std::lock_guard lock(factory_mu_);
+  if (mode == AccessMode::range) {
+    if (!range_factory_) range_factory_ = make_range_factory(opts_);
+    return range_factory_;
+  }
+  if (!download_factory_) download_factory_ = make_download_factory(opts_);
+  return download_factory_;
+}
+
 // --------------------------------------------------------------------------------------------
 // open / refresh
 
@@ -175,7 +197,19 @@ awaitable<std::shared_ptr<SnapshotState>> ReaderCore::build_state(ManifestRef lo
   check_kv_readable(manifest);
   auto st =
       std::make_shared<SnapshotState>(std::move(loaded), std::move(current), std::move(manifest));
-  st->factory = factory_;
+  // The tier is chosen per snapshot (L-08): a refresh onto bigger shards may switch to range.
+  st->access = choose_access(st->manifest);
+  st->factory = factory_for(st->access);
+  std::uint64_t total = 0, largest = 0;
+  for (auto& s : st->slots) {
+    const auto b = static_cast<std::uint64_t>(std::max<std::int64_t>(0, s->meta.db_bytes));
+    total += b;
+    largest = std::max(largest, b);
+  }
+  logger_->info(
+      "reader_access_mode manifest_ref={} mode={} requested={} largest_shard_bytes={} "
+      "total_bytes={}",
+      st->loaded.ref, to_string(st->access), to_string(opts_.access_mode), largest, total);
   co_return st;
 }
 
@@ -393,7 +427,7 @@ awaitable<std::optional<Value>> ReaderCore::get(Key key, RoutingContext ctx, boo
 }
 
 std::optional<Value> ReaderCore::try_get_local(const Key& key, const RoutingContext& ctx,
-                                               bool& served) {
+                                               bool& served, bool may_block) {
   served = false;
   auto st = pin();
   auto rr = route(*st, key, ctx);
@@ -403,7 +437,8 @@ std::optional<Value> ReaderCore::try_get_local(const Key& key, const RoutingCont
     return std::nullopt;
   }
   shard::ShardReader* r = slot.ready.load(std::memory_order_acquire);
-  if (!r || r->threading() != shard::LookupThreading::caller_thread) return std::nullopt;
+  if (!r) return std::nullopt;
+  if (!may_block && r->threading() != shard::LookupThreading::caller_thread) return std::nullopt;
   served = true;
   return r->get(rr.storage_key);
 }

@@ -41,6 +41,7 @@ struct SnapshotState {
   Router router;
   std::vector<std::unique_ptr<ShardSlot>> slots;  ///< one per db_id
   std::shared_ptr<shard::ShardFactory> factory;
+  AccessMode access = AccessMode::download;  ///< the tier `factory` implements
 
   /// Set when a refresh replaces this state: on destruction, shards whose (db_url, checkpoint)
   /// the newer state does not use are handed to factory->retire().
@@ -95,9 +96,12 @@ class ReaderCore : public std::enable_shared_from_this<ReaderCore> {
   RouteResult route(const SnapshotState& st, const Key& key, const RoutingContext& ctx) const;
 
   /// The warm path: the value if the key's shard is open and safe to read on this thread
-  /// (caller_thread tier); `served` false when the caller must take the async path.
-  /// Throws on routing/encoding/shard errors. No rate limiting, no metrics (callers do both).
-  std::optional<Value> try_get_local(const Key& key, const RoutingContext& ctx, bool& served);
+  /// (caller_thread tier, or any tier when `may_block`: the sync Reader's calling thread, which
+  /// is not an io thread, may wait on S3 itself); `served` false when the caller must take the
+  /// async path. Throws on routing/encoding/shard errors. No rate limiting, no metrics (callers
+  /// do both).
+  std::optional<Value> try_get_local(const Key& key, const RoutingContext& ctx, bool& served,
+                                     bool may_block = false);
   /// Like try_get_local for many keys: served only if every involved shard is warm.
   std::vector<std::optional<Value>> try_multi_get_local(const std::vector<Key>& keys, bool& served);
 
@@ -135,6 +139,10 @@ class ReaderCore : public std::enable_shared_from_this<ReaderCore> {
   boost::asio::awaitable<void> acquire_tokens(std::uint64_t n);
   void install(std::shared_ptr<SnapshotState> st);
   shard::ShardOpenContext open_context(const SnapshotState& st, const ShardMeta& m);
+  /// download or range for a manifest (L-08), from the options.
+  AccessMode choose_access(const Manifest& m) const;
+  /// The reader's factory of a tier (created on first use, shared by its snapshots).
+  std::shared_ptr<shard::ShardFactory> factory_for(AccessMode mode);
 
   boost::asio::any_io_executor ex_;
   std::string prefix_;
@@ -142,7 +150,9 @@ class ReaderCore : public std::enable_shared_from_this<ReaderCore> {
   std::shared_ptr<spdlog::logger> logger_;
   std::shared_ptr<ObjectStore> objects_;
   std::shared_ptr<ManifestStore> manifests_;
-  std::shared_ptr<shard::ShardFactory> factory_;
+  std::mutex factory_mu_;
+  std::shared_ptr<shard::ShardFactory> download_factory_;
+  std::shared_ptr<shard::ShardFactory> range_factory_;
 
   mutable std::mutex state_mu_;
   std::shared_ptr<SnapshotState> state_;
@@ -158,8 +168,9 @@ class ReaderCore : public std::enable_shared_from_this<ReaderCore> {
 std::shared_ptr<ObjectStore> default_object_store(boost::asio::any_io_executor ex,
                                                   const ReaderOptions& o,
                                                   const std::string& prefix);
-/// The shard factory for a reader (download tier; the range tier plugs in here).
-std::shared_ptr<shard::ShardFactory> make_shard_factory(const ReaderOptions& o);
+/// The shard factories of a reader's two tiers, from its options.
+std::shared_ptr<shard::ShardFactory> make_download_factory(const ReaderOptions& o);
+std::shared_ptr<shard::ShardFactory> make_range_factory(const ReaderOptions& o);
 /// The "shardy" spdlog logger if registered, else a silent one.
 std::shared_ptr<spdlog::logger> default_logger();
 

@@ -138,25 +138,6 @@ std::optional<RangeReadMetrics> range_metrics(const ShardReader& shard) {
   return std::nullopt;
 }
 
-std::string_view to_string(AccessMode m) noexcept {
-  switch (m) {
-    case AccessMode::download:
-      return "download";
-    case AccessMode::range:
-      return "range";
-    case AccessMode::automatic:
-      return "auto";
-  }
-  return "auto";
-}
-
-std::optional<AccessMode> parse_access_mode(std::string_view s) noexcept {
-  if (s == "download") return AccessMode::download;
-  if (s == "range") return AccessMode::range;
-  if (s == "auto") return AccessMode::automatic;
-  return std::nullopt;
-}
-
 AccessMode decide_access_mode(std::span<const std::uint64_t> sizes,
                               const AdaptivePolicy& policy) noexcept {
   std::uint64_t total = 0;
@@ -177,3 +158,26 @@ AccessMode decide_access_mode(std::span<const ShardMeta> shards,
 }
 
 }  // namespace shardy::shard
+
+namespace shardy {
+
+std::string_view to_string(AccessMode m) noexcept {
+  switch (m) {
+    case AccessMode::download:
+      return "download";
+    case AccessMode::range:
+      return "range";
+    case AccessMode::automatic:
+      return "auto";
+  }
+  return "auto";
+}
+
+std::optional<AccessMode> parse_access_mode(std::string_view s) noexcept {
+  if (s == "download") return AccessMode::download;
+  if (s == "range") return AccessMode::range;
+  if (s == "auto") return AccessMode::automatic;
+  return std::nullopt;
+}
+
+}  // namespace shardy

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <shardy/access_mode.hpp>
 #include <span>
 #include <string_view>
 
@@ -36,11 +37,10 @@ std::optional<RangeReadMetrics> range_metrics(const ShardReader& shard);
 
 // --- the adaptive tier (L-08) -----------------------------------------------------------------
 
-enum class AccessMode : std::uint8_t { download, range, automatic };
-
-std::string_view to_string(AccessMode m) noexcept;
-/// "download" | "range" | "auto"; nullopt otherwise.
-std::optional<AccessMode> parse_access_mode(std::string_view s) noexcept;
+// The public names (shardy/access_mode.hpp), also visible as shard::AccessMode.
+using ::shardy::AccessMode;
+using ::shardy::parse_access_mode;
+using ::shardy::to_string;
 
 struct AdaptivePolicy {
   std::uint64_t per_shard_threshold = 16ull << 20;  ///< range if any shard is at least this big

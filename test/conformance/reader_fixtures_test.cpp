@@ -1,8 +1,10 @@
 // Conformance: every shardyfusion snapshot in ../shared/fixtures, read through the mapped local
-// root (bucket shardy-fixtures -> the fixtures folder) with Reader and with AsyncReader,
-// reproduces expected.jsonl (values, absent keys, error or not, route_key), reader_info.json
-// (snapshot_info, shard_details, the manifest actually loaded: kv_history_fallback falls back
-// from the corrupt v4 to v3, H-09) and the cache behaviour (a second open downloads nothing, M-03).
+// root (bucket shardy-fixtures -> the fixtures folder) with Reader and with AsyncReader, in each
+// access tier (download, range, and auto with a threshold that picks range; issue 5 bar "both
+// tiers give the same answers"), reproduces expected.jsonl (values, absent keys, error or not,
+// route_key), reader_info.json (snapshot_info, shard_details, the manifest actually loaded:
+// kv_history_fallback falls back from the corrupt v4 to v3, H-09) and the cache behaviour
+// (download: a second open downloads nothing, M-03; range: nothing is ever downloaded).
 #include <gtest/gtest.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -58,11 +60,37 @@ std::vector<Case> load_cases(const std::string& name) {
   return out;
 }
 
-ReaderOptions fixture_options(const fs::path& cache) {
+// How a test reads the fixture: the tier requested, and the tier the snapshot must end up in.
+struct Tier {
+  const char* name;
+  AccessMode requested;
+  std::uint64_t range_shard_bytes;  // auto threshold
+  AccessMode expected;
+};
+constexpr Tier kTiers[] = {
+    {"download", AccessMode::download, 16ull << 20, AccessMode::download},
+    {"range", AccessMode::range, 16ull << 20, AccessMode::range},
+    // Every non-empty fixture shard is >= 1 byte: auto must pick range.
+    {"auto_range", AccessMode::automatic, 1, AccessMode::range},
+    // Fixture shards are KiB-sized: auto with the default thresholds picks download.
+    {"auto_default", AccessMode::automatic, 16ull << 20, AccessMode::download},
+};
+
+ReaderOptions fixture_options(const fs::path& cache, const Tier& tier) {
   ReaderOptions o;
   o.bucket_dirs["shardy-fixtures"] = test::fixtures_dir();
   o.local_root = cache;
+  o.access_mode = tier.requested;
+  o.range_shard_bytes = tier.range_shard_bytes;
+  o.range.page_cache_pages = 64;  // small enough that lookups evict
   return o;
+}
+
+std::size_t cached_shard_files(const fs::path& cache) {
+  std::size_t n = 0;
+  if (!fs::exists(cache)) return 0;
+  for (auto& e : fs::directory_iterator(cache)) n += fs::exists(e.path() / "shard.db");
+  return n;
 }
 
 std::vector<std::string> snapshot_names() {
@@ -85,13 +113,15 @@ std::optional<Key> json_key(const json::value& v) {
   return Key::integer(v.to_number<std::int64_t>());
 }
 
-class ReaderFixtures : public ::testing::TestWithParam<std::string> {};
+class ReaderFixtures : public ::testing::TestWithParam<std::tuple<std::string, Tier>> {};
 
 TEST_P(ReaderFixtures, SyncReaderReproducesExpectedAndReaderInfo) {
-  const auto name = GetParam();
+  const auto name = std::get<0>(GetParam());
+  const Tier tier = std::get<1>(GetParam());
   auto info = reader_info(name);
-  auto cache = test::make_temp_dir("conf-" + name);
-  Reader reader(std::string(info.at("s3_prefix").as_string()), fixture_options(cache));
+  auto cache = test::make_temp_dir("conf-" + name + "-" + tier.name);
+  Reader reader(std::string(info.at("s3_prefix").as_string()), fixture_options(cache, tier));
+  EXPECT_EQ(reader.snapshot_info().access_mode, tier.expected);
   std::size_t checked = 0;
   for (auto& c : load_cases(name)) {
     if (!c.key) {
@@ -143,22 +173,32 @@ TEST_P(ReaderFixtures, SyncReaderReproducesExpectedAndReaderInfo) {
       EXPECT_EQ(details[i].db_url, std::optional<std::string>(e.at("db_url").as_string())) << i;
   }
   EXPECT_EQ(reader.health().status, HealthStatus::healthy);
+  if (tier.expected == AccessMode::range) {
+    EXPECT_EQ(cached_shard_files(cache), 0u);
+  } else {
+    EXPECT_GT(cached_shard_files(cache), 0u);
+  }
 }
 
 TEST_P(ReaderFixtures, AsyncReaderReproducesExpectedAndCacheIsReused) {
-  const auto name = GetParam();
+  const auto name = std::get<0>(GetParam());
+  const Tier tier = std::get<1>(GetParam());
   auto info = reader_info(name);
   const std::string prefix(info.at("s3_prefix").as_string());
-  auto cache = test::make_temp_dir("conf-async-" + name);
+  auto cache = test::make_temp_dir("conf-async-" + name + "-" + tier.name);
   auto cases = load_cases(name);
   asio::thread_pool pool(2);
   for (int round = 0; round < 2; ++round) {
-    auto o = fixture_options(cache);
+    auto o = fixture_options(cache, tier);
     auto prom = std::make_shared<PrometheusCollector>();
     o.metrics = prom;
     auto body = [&]() -> asio::awaitable<int> {
       auto reader = co_await AsyncReader::async_open(pool.get_executor(), prefix, o);
       int mismatches = 0;
+      if (reader.snapshot_info().access_mode != tier.expected) {
+        ++mismatches;
+        ADD_FAILURE() << "access mode " << to_string(reader.snapshot_info().access_mode);
+      }
       for (auto& c : cases) {
         if (!c.key) continue;
         auto r = co_await reader.async_get(*c.key, asio::as_tuple(asio::use_awaitable));
@@ -184,7 +224,11 @@ TEST_P(ReaderFixtures, AsyncReaderReproducesExpectedAndCacheIsReused) {
     };
     EXPECT_EQ(asio::co_spawn(pool, body(), asio::use_future).get(), 0);
     auto text = prom->render();
-    if (round == 1) {
+    if (tier.expected == AccessMode::range) {
+      // Read in place: nothing downloaded, nothing in the cache, in either round.
+      EXPECT_NE(text.find("shardy_shard_downloads_total 0\n"), std::string::npos) << text;
+      EXPECT_EQ(cached_shard_files(cache), 0u);
+    } else if (round == 1) {
       // Second open on the same cache: nothing downloaded (M-03).
       EXPECT_NE(text.find("shardy_shard_downloads_total 0\n"), std::string::npos) << text;
       EXPECT_EQ(text.find("shardy_shard_cache_hits_total 0\n"), std::string::npos) << text;
@@ -195,8 +239,12 @@ TEST_P(ReaderFixtures, AsyncReaderReproducesExpectedAndCacheIsReused) {
   pool.join();
 }
 
-INSTANTIATE_TEST_SUITE_P(Snapshots, ReaderFixtures, ::testing::ValuesIn(snapshot_names()),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Snapshots, ReaderFixtures,
+                         ::testing::Combine(::testing::ValuesIn(snapshot_names()),
+                                            ::testing::ValuesIn(kTiers)),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) + "_" + std::get<1>(info.param).name;
+                         });
 
 }  // namespace
 }  // namespace shardy

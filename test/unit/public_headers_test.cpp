@@ -1,6 +1,7 @@
 // Every public header compiles on its own, in one translation unit, without Beast/SQLite/OpenSSL.
 #include <gtest/gtest.h>
 
+#include <shardy/access_mode.hpp>
 #include <shardy/credentials.hpp>
 #include <shardy/error.hpp>
 #include <shardy/key.hpp>

@@ -29,6 +29,13 @@ int main(int argc, char** argv) {
                  "read s3://bucket/key from DIR/bucket/key (no server)");
   app.add_option("--output", g.output, "output format")
       ->check(CLI::IsMember({"json", "jsonl", "table"}));
+  app.add_option("--access", g.access,
+                 "how readers read shards: download (local cache), range (S3 range reads in "
+                 "place) or auto (range when a shard is >= 16 MiB or all add up to >= 2 GiB)")
+      ->check(CLI::IsMember({"download", "range", "auto"}));
+  app.add_option("--range-cache-pages", g.range_cache_pages,
+                 "range reads: LRU page cache per shard in pages (0 disables; default 1024)");
+  app.add_flag("--no-sidecar", g.no_sidecar, "range reads: do not use shard.sidecar");
 
   auto* version = app.add_subcommand("version", "print the shardy version");
   version->callback([] { std::cout << "shardy 0.1.0\n"; });

@@ -57,6 +57,11 @@ std::unique_ptr<Reader> open_reader() {
   if (!g.endpoint.empty()) o.s3.endpoint = g.endpoint;
   if (!g.region.empty()) o.s3.region = g.region;
   if (g.path_style) o.s3.addressing = S3Options::Addressing::path;
+  auto mode = parse_access_mode(g.access);
+  if (!mode) throw_error(errc::invalid_argument, "--access must be download, range or auto");
+  o.access_mode = *mode;
+  o.range.page_cache_pages = g.range_cache_pages;
+  o.range.use_sidecar = !g.no_sidecar;
   return std::make_unique<Reader>(prefix, std::move(o));
 }
 
@@ -196,6 +201,7 @@ int cmd_info() {
   out["row_count"] = i.row_count;
   out["key_encoding"] = std::string(to_string(i.key_encoding));
   out["hash_algorithm"] = i.hash_algorithm;
+  out["access_mode"] = std::string(to_string(i.access_mode));  // the tier in use (L-08)
   print(out);
   return 0;
 }
