@@ -99,7 +99,10 @@ struct ReaderOptions {
 
   // --- instrumentation ------------------------------------------------------------------------
   std::shared_ptr<RateLimiter> rate_limiter;  ///< null: unlimited
-  std::shared_ptr<MetricsSink> metrics;       ///< null: no metrics
+  /// null: no metrics. When the reader builds its own object store (no `object_store` given) it
+  /// also hands this sink to its S3 client (unless `s3.metrics` is set): S3 request, retry and
+  /// error events.
+  std::shared_ptr<MetricsSink> metrics;
   /// null: the spdlog logger registered as "shardy" if the application registered one, else a
   /// silent logger (the library never prints unless configured, R-01).
   std::shared_ptr<spdlog::logger> logger;

@@ -50,6 +50,8 @@
 
 namespace shardy {
 
+class MetricsSink;  // shardy/metrics.hpp
+
 /// Retries: exponential backoff with full jitter (sleep uniform in [0, min(max_delay,
 /// base_delay * 2^n)]) on 5xx, 429, 503 SlowDown, connection reset/EOF, truncated bodies and
 /// timeouts. Other 4xx are never retried.
@@ -97,6 +99,15 @@ struct S3Options {
   /// Body bytes above which PUTs are signed UNSIGNED-PAYLOAD instead of hashing the body
   /// (hashing a file means reading it twice). Bodies over plain http are always hashed.
   std::uint64_t unsigned_payload_threshold = 1 << 20;
+
+  /// Request metrics (reader-features Q-12); null = none. The client calls, from its executor:
+  /// on_s3_request(op) for every HTTP request it sends (each attempt, so retries count too),
+  /// on_s3_retry(op, attempt) before each retry (attempt = the number of the attempt about to be
+  /// sent: 2 for the first retry), and on_s3_error(op) once per operation that fails for good
+  /// (including a GET of a missing key: object_not_found). `op` is the S3 API name: GetObject
+  /// (also for downloads and each coalesced range request), HeadObject, PutObject, DeleteObject,
+  /// ListObjectsV2 (one request per page).
+  std::shared_ptr<MetricsSink> metrics;
 
   /// Options filled from the environment, read now: AWS_REGION / AWS_DEFAULT_REGION (else the
   /// profile's `region` in ~/.aws/config), AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (else the

@@ -17,6 +17,7 @@ std::shared_ptr<ObjectStore> default_object_store(boost::asio::any_io_executor e
   if (!o.bucket_dirs.empty()) return make_mapped_store(std::move(ex), o.object_root, o.bucket_dirs);
   StoreOptions so;
   so.s3 = o.s3;
+  if (!so.s3.metrics) so.s3.metrics = o.metrics;  // S3 request/retry/error events
   so.object_root = o.object_root;
   return make_object_store(std::move(ex), std::move(so));
 }

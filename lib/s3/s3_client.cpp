@@ -22,6 +22,7 @@
 #include <cstring>
 #include <functional>
 #include <random>
+#include <shardy/metrics.hpp>
 #include <shardy/s3_client.hpp>
 
 #include "s3/request.hpp"
@@ -53,6 +54,7 @@ struct OpContext {
 
 // One logical S3 request, sent once per attempt.
 struct Call {
+  std::string_view operation;  // S3 API name, for metrics (GetObject, PutObject, ...)
   std::string_view method;
   std::string_view bucket;
   std::string_view key;
@@ -142,6 +144,7 @@ class S3ClientImpl : public std::enable_shared_from_this<S3ClientImpl> {
         credentials(options.credentials ? options.credentials : make_default_credentials()),
         transport(executor, options) {
     if (options.retry.max_attempts == 0) options.retry.max_attempts = 1;
+    metrics = options.metrics.get();
   }
 
   steady::time_point deadline_from_now() const {
@@ -181,6 +184,7 @@ class S3ClientImpl : public std::enable_shared_from_this<S3ClientImpl> {
       tr.sink = call.sink;
       tr.deadline = deadline;
       ++ctx.attempts;
+      if (metrics) metrics->on_s3_request(call.operation);
 
       error_code ec;
       std::string diag;
@@ -220,6 +224,8 @@ class S3ClientImpl : public std::enable_shared_from_this<S3ClientImpl> {
       if (!s3::may_retry(options.retry, ctx.attempts, steady::now() - start, delay)) {
         throw error(ec, diag + " (gave up after " + std::to_string(ctx.attempts) + " attempts)");
       }
+      // The attempt about to be made (2 = the first retry), Q-12.
+      if (metrics) metrics->on_s3_retry(call.operation, ctx.attempts + 1);
       asio::steady_timer timer(executor);
       if (deadline != steady::time_point::max() && steady::now() + delay > deadline) {
         timer.expires_at(deadline);
@@ -236,6 +242,7 @@ class S3ClientImpl : public std::enable_shared_from_this<S3ClientImpl> {
   asio::awaitable<GetObjectResult> get_object(std::string bucket, std::string key,
                                               GetObjectRequest req, OpContext& ctx) {
     Call call;
+    call.operation = "GetObject";
     call.method = "GET";
     call.bucket = bucket;
     call.key = key;
@@ -286,6 +293,7 @@ class S3ClientImpl : public std::enable_shared_from_this<S3ClientImpl> {
   asio::awaitable<HeadObjectResult> head_object(std::string bucket, std::string key,
                                                 OpContext& ctx) {
     Call call;
+    call.operation = "HeadObject";
     call.method = "HEAD";
     call.bucket = bucket;
     call.key = key;
@@ -315,6 +323,7 @@ class S3ClientImpl : public std::enable_shared_from_this<S3ClientImpl> {
   asio::awaitable<PutObjectResult> put_object(std::string bucket, std::string key, std::string body,
                                               PutObjectRequest req, OpContext& ctx) {
     Call call;
+    call.operation = "PutObject";
     call.method = "PUT";
     call.bucket = bucket;
     call.key = key;
@@ -335,6 +344,7 @@ class S3ClientImpl : public std::enable_shared_from_this<S3ClientImpl> {
     auto size = std::filesystem::file_size(file, fec);
     if (fec) throw error(errc::io_error, "cannot read " + file.string() + ": " + fec.message());
     Call call;
+    call.operation = "PutObject";
     call.method = "PUT";
     call.bucket = bucket;
     call.key = key;
@@ -376,6 +386,7 @@ class S3ClientImpl : public std::enable_shared_from_this<S3ClientImpl> {
   asio::awaitable<DeleteObjectResult> delete_object(std::string bucket, std::string key,
                                                     OpContext& ctx) {
     Call call;
+    call.operation = "DeleteObject";
     call.method = "DELETE";
     call.bucket = bucket;
     call.key = key;
@@ -391,6 +402,7 @@ class S3ClientImpl : public std::enable_shared_from_this<S3ClientImpl> {
     const auto deadline = deadline_from_now();
     for (;;) {
       Call call;
+      call.operation = "ListObjectsV2";
       call.method = "GET";
       call.bucket = bucket;
       call.query.emplace_back("list-type", "2");
@@ -509,6 +521,7 @@ class S3ClientImpl : public std::enable_shared_from_this<S3ClientImpl> {
     FileSink sink(fd, std::move(req.progress));
     sink.etag = req.if_match;
     Call call;
+    call.operation = "GetObject";
     call.method = "GET";
     call.bucket = bucket;
     call.key = key;
@@ -540,6 +553,7 @@ class S3ClientImpl : public std::enable_shared_from_this<S3ClientImpl> {
                                     std::uint64_t last, std::string& body, s3::ResponseHead& head,
                                     OpContext& ctx, steady::time_point deadline) {
     Call call;
+    call.operation = "GetObject";
     call.method = "GET";
     call.bucket = bucket;
     call.key = key;
@@ -672,12 +686,13 @@ class S3ClientImpl : public std::enable_shared_from_this<S3ClientImpl> {
   }
 
   // Runs `op` and completes `h` with (ec, result); result.diagnostics etc. are filled on error.
+  // `operation` names it in metrics (an operation that fails counts as one on_s3_error).
   template <typename R, typename Fn>
-  void launch(S3Client::handler<R> h, Fn make_op) {
+  void launch(std::string_view operation, S3Client::handler<R> h, Fn make_op) {
     auto slot = asio::get_associated_cancellation_slot(h);
     auto self = shared_from_this();
-    auto run = [](std::shared_ptr<S3ClientImpl> self, S3Client::handler<R> h,
-                  Fn make_op) -> asio::awaitable<void> {
+    auto run = [](std::shared_ptr<S3ClientImpl> self, std::string_view operation,
+                  S3Client::handler<R> h, Fn make_op) -> asio::awaitable<void> {
       co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
       OpContext ctx;
       error_code ec;
@@ -702,6 +717,7 @@ class S3ClientImpl : public std::enable_shared_from_this<S3ClientImpl> {
       if (ec) {
         result = R{};
         result.diagnostics = std::move(diag);
+        if (self->metrics) self->metrics->on_s3_error(operation);
       }
       result.status = ctx.status;
       result.attempts = ctx.attempts;
@@ -709,12 +725,13 @@ class S3ClientImpl : public std::enable_shared_from_this<S3ClientImpl> {
       auto ex = self->executor;
       asio::dispatch(ex, asio::append(std::move(h), ec, std::move(result)));
     };
-    asio::co_spawn(executor, run(std::move(self), std::move(h), std::move(make_op)),
+    asio::co_spawn(executor, run(std::move(self), operation, std::move(h), std::move(make_op)),
                    asio::bind_cancellation_slot(slot, asio::detached));
   }
 
   asio::any_io_executor executor;
   S3Options options;
+  MetricsSink* metrics = nullptr;  // options.metrics.get() (kept alive by options)
   s3::Endpoint endpoint;
   std::shared_ptr<CredentialsProvider> credentials;
   s3::SigningKeyCache keys;
@@ -732,17 +749,18 @@ const S3Options& S3Client::options() const noexcept { return impl_->options; }
 
 void S3Client::start_get_object(const impl_ptr& impl, std::string bucket, std::string key,
                                 GetObjectRequest req, handler<GetObjectResult> h) {
-  impl->launch<GetObjectResult>(
-      std::move(h), [b = std::move(bucket), k = std::move(key), r = std::move(req)](
-                        detail::S3ClientImpl& c, OpContext& ctx) mutable {
-        return c.get_object(std::move(b), std::move(k), std::move(r), ctx);
-      });
+  impl->launch<GetObjectResult>("GetObject", std::move(h),
+                                [b = std::move(bucket), k = std::move(key), r = std::move(req)](
+                                    detail::S3ClientImpl& c, OpContext& ctx) mutable {
+                                  return c.get_object(std::move(b), std::move(k), std::move(r),
+                                                      ctx);
+                                });
 }
 
 void S3Client::start_head_object(const impl_ptr& impl, std::string bucket, std::string key,
                                  handler<HeadObjectResult> h) {
   impl->launch<HeadObjectResult>(
-      std::move(h),
+      "HeadObject", std::move(h),
       [b = std::move(bucket), k = std::move(key)](detail::S3ClientImpl& c, OpContext& ctx) mutable {
         return c.head_object(std::move(b), std::move(k), ctx);
       });
@@ -752,8 +770,9 @@ void S3Client::start_put_object(const impl_ptr& impl, std::string bucket, std::s
                                 std::string body, PutObjectRequest req,
                                 handler<PutObjectResult> h) {
   impl->launch<PutObjectResult>(
-      std::move(h), [b = std::move(bucket), k = std::move(key), body = std::move(body),
-                     r = std::move(req)](detail::S3ClientImpl& c, OpContext& ctx) mutable {
+      "PutObject", std::move(h),
+      [b = std::move(bucket), k = std::move(key), body = std::move(body), r = std::move(req)](
+          detail::S3ClientImpl& c, OpContext& ctx) mutable {
         return c.put_object(std::move(b), std::move(k), std::move(body), std::move(r), ctx);
       });
 }
@@ -762,8 +781,9 @@ void S3Client::start_put_object_from_file(const impl_ptr& impl, std::string buck
                                           std::filesystem::path file, PutObjectRequest req,
                                           handler<PutObjectResult> h) {
   impl->launch<PutObjectResult>(
-      std::move(h), [b = std::move(bucket), k = std::move(key), f = std::move(file),
-                     r = std::move(req)](detail::S3ClientImpl& c, OpContext& ctx) mutable {
+      "PutObject", std::move(h),
+      [b = std::move(bucket), k = std::move(key), f = std::move(file), r = std::move(req)](
+          detail::S3ClientImpl& c, OpContext& ctx) mutable {
         return c.put_object_from_file(std::move(b), std::move(k), std::move(f), std::move(r), ctx);
       });
 }
@@ -771,7 +791,7 @@ void S3Client::start_put_object_from_file(const impl_ptr& impl, std::string buck
 void S3Client::start_delete_object(const impl_ptr& impl, std::string bucket, std::string key,
                                    handler<DeleteObjectResult> h) {
   impl->launch<DeleteObjectResult>(
-      std::move(h),
+      "DeleteObject", std::move(h),
       [b = std::move(bucket), k = std::move(key)](detail::S3ClientImpl& c, OpContext& ctx) mutable {
         return c.delete_object(std::move(b), std::move(k), ctx);
       });
@@ -780,7 +800,7 @@ void S3Client::start_delete_object(const impl_ptr& impl, std::string bucket, std
 void S3Client::start_list_objects_v2(const impl_ptr& impl, std::string bucket,
                                      ListObjectsRequest req, handler<ListObjectsResult> h) {
   impl->launch<ListObjectsResult>(
-      std::move(h),
+      "ListObjectsV2", std::move(h),
       [b = std::move(bucket), r = std::move(req)](detail::S3ClientImpl& c, OpContext& ctx) mutable {
         return c.list_objects_v2(std::move(b), std::move(r), ctx);
       });
@@ -790,19 +810,21 @@ void S3Client::start_download_to_file(const impl_ptr& impl, std::string bucket, 
                                       std::filesystem::path file, DownloadRequest req,
                                       handler<DownloadResult> h) {
   impl->launch<DownloadResult>(
-      std::move(h), [b = std::move(bucket), k = std::move(key), f = std::move(file),
-                     r = std::move(req)](detail::S3ClientImpl& c, OpContext& ctx) mutable {
+      "GetObject", std::move(h),
+      [b = std::move(bucket), k = std::move(key), f = std::move(file), r = std::move(req)](
+          detail::S3ClientImpl& c, OpContext& ctx) mutable {
         return c.download_to_file(std::move(b), std::move(k), std::move(f), std::move(r), ctx);
       });
 }
 
 void S3Client::start_get_ranges(const impl_ptr& impl, std::string bucket, std::string key,
                                 GetRangesRequest req, handler<GetRangesResult> h) {
-  impl->launch<GetRangesResult>(
-      std::move(h), [b = std::move(bucket), k = std::move(key), r = std::move(req)](
-                        detail::S3ClientImpl& c, OpContext& ctx) mutable {
-        return c.get_ranges(std::move(b), std::move(k), std::move(r), ctx);
-      });
+  impl->launch<GetRangesResult>("GetObject", std::move(h),
+                                [b = std::move(bucket), k = std::move(key), r = std::move(req)](
+                                    detail::S3ClientImpl& c, OpContext& ctx) mutable {
+                                  return c.get_ranges(std::move(b), std::move(k), std::move(r),
+                                                      ctx);
+                                });
 }
 
 }  // namespace shardy
