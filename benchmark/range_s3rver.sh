@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Range tier, counted (issue 5 bar): `shardy build` (Release CLI) of a snapshot whose shards are
+# each >= 64 MiB, uploaded to the SigV4-verifying s3rver wrapper (test/s3server) on 127.0.0.1;
+# then benchmark/range_lookup_bench.cpp does cold point lookups of random keys through the range
+# tier, with and without the sidecar, and reports S3 requests per cold lookup from the client's
+# own metrics cross-checked per lookup against the server's count (GET /_shardy/stats), warm
+# requests (0 expected), and the p50 cold-lookup latency as a ratio to one raw ranged GET of a
+# single page with the same S3 client in the same run. See range_lookup_bench.cpp for what
+# "cold" means exactly.
+#
+#   benchmark/range_s3rver.sh [rows=1200000] [lookups=300] [large_lookups=60] [work-dir]
+#
+# Data: int keys 0..rows-1 (u64be), 2 shards; value = "v%011d-" % key repeated to 100 bytes, or
+# to 8000 + key*7919 % 24000 bytes (overflow chains) when key % 997 == 0.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+rows=${1:-1200000}
+lookups=${2:-300}
+large=${3:-60}
+work=${4:-/tmp/shardy-range-bench}
+build="$here/build/rel"
+export CCACHE_BASEDIR="$here" CCACHE_NOHASHDIR=1
+cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSHARDY_BUILD_TESTS=OFF \
+  -DSHARDY_BUILD_BENCHMARKS=ON -DSHARDY_BUILD_EXAMPLES=OFF > /dev/null
+cmake --build "$build" -j2 --target shardy_cli range_lookup_bench > /dev/null
+shardy="$build/tools/shardy"
+bench="$build/benchmark/range_lookup_bench"
+
+mkdir -p "$work"
+input="$work/input-$rows.jsonl"
+if [ ! -s "$input" ]; then
+  echo "generating $rows records into $input" >&2
+  python3 - "$rows" "$input" <<'PY'
+import sys
+n, path = int(sys.argv[1]), sys.argv[2]
+with open(path, "w", buffering=1 << 22) as f:
+    for start in range(0, n, 100000):
+        out = []
+        for k in range(start, min(n, start + 100000)):
+            unit = "v%011d-" % k
+            length = 8000 + k * 7919 % 24000 if k % 997 == 0 else 100
+            value = (unit * (length // len(unit) + 1))[:length]
+            out.append('{"key": %d, "value": "%s"}\n' % (k, value))
+        f.write("".join(out))
+PY
+fi
+
+state="$work/s3server"
+cleanup() { bash "$here/test/s3server/fixture.sh" stop "$state" > /dev/null 2>&1 || true; }
+trap cleanup EXIT
+timeout 200 bash "$here/test/s3server/fixture.sh" start "$state" > /dev/null
+info="$state/s3server.json"
+field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$info" "$1"; }
+export AWS_ACCESS_KEY_ID=$(field access_key) AWS_SECRET_ACCESS_KEY=$(field secret_key)
+export AWS_REGION=$(field region)
+endpoint=$(field endpoint)
+prefix="s3://shardy-test/range-bench"
+
+echo "== shardy build: $rows records, 2 shards -> $prefix on $endpoint" >&2
+start=$(date +%s.%N)
+timeout 900 "$shardy" --prefix "$prefix" --endpoint "$endpoint" --path-style build \
+  --input "$input" --key-field key --value-field value --key-type int --num-dbs 2 \
+  --run-id rangebench --quiet
+echo "build + upload: $(echo "$(date +%s.%N) - $start" | bc) s" >&2
+
+"$shardy" --prefix "$prefix" --endpoint "$endpoint" --path-style --access auto info
+timeout 1800 "$bench" --info "$info" --prefix "$prefix" --rows "$rows" --lookups "$lookups" \
+  --large-lookups "$large"
