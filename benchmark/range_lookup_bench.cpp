@@ -145,6 +145,9 @@ std::string arg(int argc, char** argv, const std::string& name, const std::strin
 }  // namespace
 
 int main(int argc, char** argv) try {
+  // Line-buffered: a run cut short (timeout) still leaves what it measured.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  std::cout << std::unitbuf;
   const std::string info_path = arg(argc, argv, "--info");
   const std::string prefix = arg(argc, argv, "--prefix");
   const std::uint64_t rows = std::stoull(arg(argc, argv, "--rows"));
