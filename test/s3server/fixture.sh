@@ -41,7 +41,7 @@ case "$cmd" in
     token="shardy-session-token-$RANDOM$RANDOM"
     # --idle-exit: a server whose run crashed before the cleanup test goes away by itself.
     "$node" --openssl-legacy-provider "$here/server.js" --port 0 --directory "$state/data" \
-      --bucket shardy-test --info-file "$info" --count-file "$state/s3server.count" \
+      --bucket shardy-test --bucket shardy-fixtures --info-file "$info" --count-file "$state/s3server.count" \
       --session-credential "shardy-session-key:shardy-session-secret:$token" \
       --idle-exit 900 </dev/null >"$log" 2>&1 &
     pid=$!
