@@ -185,11 +185,17 @@ class AsyncReader {
         },
         token, core_, db_id);
   }
-  /// Borrows the shard a key routes to (F-01). Routing errors leave nothing pinned (F-08).
+  /// Borrows the shard a key routes to (F-01), routed on the snapshot the handle pins (so a
+  /// concurrent refresh cannot hand out a shard of another snapshot). Routing errors complete
+  /// with an error and leave nothing pinned (F-08).
   template <boost::asio::completion_token_for<void(error_code, ShardHandle)> Token =
                 boost::asio::deferred_t>
-  auto async_borrow_shard_for_key(const Key& key, Token&& token = {}) const {
-    return async_borrow_shard(route_key(key), std::forward<Token>(token));
+  auto async_borrow_shard_for_key(Key key, Token&& token = {}) const {
+    return boost::asio::async_initiate<Token, void(error_code, ShardHandle)>(
+        [](auto handler, std::shared_ptr<detail::ReaderCore> core, Key key) {
+          initiate_borrow_key(std::move(core), std::move(key), std::move(handler));
+        },
+        token, core_, std::move(key));
   }
 
   /// The next chunk of a scan (at most chunk_size rows; empty when the scan is done).
@@ -250,6 +256,9 @@ class AsyncReader {
                                boost::asio::any_completion_handler<void(error_code, bool)> handler);
   static void initiate_borrow(
       std::shared_ptr<detail::ReaderCore> core, std::uint32_t db_id,
+      boost::asio::any_completion_handler<void(error_code, ShardHandle)> handler);
+  static void initiate_borrow_key(
+      std::shared_ptr<detail::ReaderCore> core, Key key,
       boost::asio::any_completion_handler<void(error_code, ShardHandle)> handler);
   static void initiate_next(
       std::shared_ptr<detail::ReaderCore> core, ScanCursor* cursor,

@@ -165,6 +165,18 @@ void AsyncReader::initiate_borrow(
   spawn(core, std::move(a), std::move(handler), "borrow", false);
 }
 
+void AsyncReader::initiate_borrow_key(
+    std::shared_ptr<ReaderCore> core, Key key,
+    asio::any_completion_handler<void(error_code, ShardHandle)> handler) {
+  if (!core) {
+    complete_later(asio::any_io_executor(asio::system_executor()), std::move(handler),
+                   make_error_code(errc::reader_not_open), ShardHandle());
+    return;
+  }
+  auto a = core->borrow(0, std::move(key));
+  spawn(core, std::move(a), std::move(handler), "borrow", false);
+}
+
 void AsyncReader::initiate_next(
     std::shared_ptr<ReaderCore> core, ScanCursor* cursor,
     asio::any_completion_handler<void(error_code, std::vector<ScanRow>)> handler) {

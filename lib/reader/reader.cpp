@@ -149,7 +149,12 @@ ShardHandle Reader::borrow_shard(std::uint32_t db_id) {
 }
 
 ShardHandle Reader::borrow_shard_for_key(const Key& key) {
-  return borrow_shard(async_.route_key(key));
+  check_thread();
+  auto& core = async_.core_;
+  if (!core) throw_error(errc::reader_not_open, "the reader is not open");
+  // Routed inside the borrow, on the snapshot the handle pins (not on whatever is current
+  // before a concurrent refresh).
+  return run_blocking(core, core->borrow(0, key));
 }
 
 std::vector<ScanRow> Reader::next(ScanCursor& cursor) {

@@ -581,8 +581,9 @@ void ReaderCore::note_multi_get(std::chrono::steady_clock::time_point start,
 // --------------------------------------------------------------------------------------------
 // handles and scans
 
-awaitable<ShardHandle> ReaderCore::borrow(std::uint32_t db_id) {
+awaitable<ShardHandle> ReaderCore::borrow(std::uint32_t db_id, std::optional<Key> key) {
   auto st = pin();
+  if (key) db_id = route(*st, *key, RoutingContext{}).db_id;
   if (db_id >= st->slots.size())
     throw_error(errc::invalid_argument, "db_id " + std::to_string(db_id) +
                                             " is not below num_dbs " +

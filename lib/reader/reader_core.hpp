@@ -86,7 +86,9 @@ class ReaderCore : public std::enable_shared_from_this<ReaderCore> {
   boost::asio::awaitable<std::vector<std::optional<Value>>> multi_get(std::vector<Key> keys,
                                                                       bool charge);
   boost::asio::awaitable<bool> refresh();
-  boost::asio::awaitable<ShardHandle> borrow(std::uint32_t db_id);
+  /// Borrows shard `db_id`, or, when `key` is given, the shard the key routes to on the state
+  /// this call pins (routing and pinning on one snapshot).
+  boost::asio::awaitable<ShardHandle> borrow(std::uint32_t db_id, std::optional<Key> key = {});
   boost::asio::awaitable<std::vector<ScanRow>> next(ScanCursor* cursor);
 
   // --- synchronous pieces --------------------------------------------------------------------
