@@ -2,6 +2,11 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <memory>
+
+namespace shardy {
+class Reader;
+}
 
 namespace shardy::cli {
 
@@ -21,6 +26,10 @@ struct GlobalOptions {
 };
 
 GlobalOptions& global_options();
+
+/// A Reader on --prefix / --current-url with the global options (read.cpp); lazy shard opening,
+/// so only the pointer and the manifest are read until a lookup needs a shard.
+std::unique_ptr<Reader> open_snapshot_reader();
 
 void register_route(CLI::App& app);           // route.cpp
 void register_build_command(CLI::App& app);   // build.cpp

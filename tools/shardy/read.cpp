@@ -275,6 +275,8 @@ int cmd_bench_get(const Opts& o) {
 
 }  // namespace
 
+std::unique_ptr<Reader> open_snapshot_reader() { return open_reader(); }
+
 void register_read(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   auto add_key_type = [o](CLI::App* c) {
