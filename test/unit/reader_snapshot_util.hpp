@@ -3,6 +3,7 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <shardy/manifest.hpp>
@@ -80,8 +81,10 @@ struct SnapshotWriter {
 
   /// Publishes key -> value (written in shards by routing) and returns its ref; `make_current`
   /// moves the pointer.
+  /// `edit`, if given, changes the manifest before it is serialized (custom fields, sharding).
   ManifestRef publish(const std::string& run_id, std::uint32_t num_dbs,
-                      const std::map<std::int64_t, std::string>& rows, bool make_current = true) {
+                      const std::map<std::int64_t, std::string>& rows, bool make_current = true,
+                      const std::function<void(Manifest&)>& edit = {}) {
     Router router(num_dbs, KeyEncoding::u64be);
     std::map<std::uint32_t, std::vector<std::pair<std::string, std::string>>> per_shard;
     std::map<std::uint32_t, std::pair<std::int64_t, std::int64_t>> minmax;
@@ -118,6 +121,7 @@ struct SnapshotWriter {
       s.max_key = Key::integer(minmax[id].second);
       m.shards.push_back(std::move(s));
     }
+    if (edit) edit(m);
     ManifestRef ref;
     ref.ref = prefix + "/manifests/" + format_timestamp_dir(ts) + "_run_id=" + run_id + "/manifest";
     ref.run_id = run_id;
