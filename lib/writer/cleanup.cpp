@@ -8,6 +8,7 @@
 #include <shardy/writer.hpp>
 
 #include "writer/run_record.hpp"
+#include "writer/spawn_erased.hpp"
 
 namespace shardy {
 namespace {
@@ -262,22 +263,7 @@ void async_cleanup_snapshot_erased(
     std::shared_ptr<ManifestStore> manifests, CleanupOptions options,
     asio::any_completion_handler<void(error_code, CleanupReport)> handler) {
   auto op = cleanup_snapshot(std::move(store), std::move(manifests), std::move(options));
-  asio::co_spawn(ex, std::move(op),
-                 [h = std::move(handler)](std::exception_ptr e, CleanupReport r) mutable {
-                   error_code ec;
-                   if (e) {
-                     try {
-                       std::rethrow_exception(e);
-                     } catch (const shardy::error& se) {
-                       ec = se.code();
-                     } catch (const boost::system::system_error& se) {
-                       ec = se.code();
-                     } catch (...) {
-                       ec = make_error_code(errc::io_error);
-                     }
-                   }
-                   std::move(h)(ec, std::move(r));
-                 });
+  detail::co_spawn_erased(ex, std::move(op), std::move(handler));
 }
 
 }  // namespace shardy

@@ -19,6 +19,7 @@
 #include "writer/run_record.hpp"
 #include "writer/shard_spill.hpp"
 #include "writer/sidecar_builder.hpp"
+#include "writer/spawn_erased.hpp"
 #include "writer/sqlite_shard_builder.hpp"
 
 // g++ 12 reports a false -Wmismatched-new-delete for Asio's awaitable frames (their operator
@@ -626,22 +627,7 @@ void async_build_snapshot_erased(
     std::unique_ptr<RecordSource> source,
     asio::any_completion_handler<void(error_code, BuildResult)> handler) {
   auto op = build_snapshot(std::move(store), std::move(options), std::move(source));
-  asio::co_spawn(ex, std::move(op),
-                 [h = std::move(handler)](std::exception_ptr e, BuildResult r) mutable {
-                   error_code ec;
-                   if (e) {
-                     try {
-                       std::rethrow_exception(e);
-                     } catch (const shardy::error& se) {
-                       ec = se.code();
-                     } catch (const boost::system::system_error& se) {
-                       ec = se.code();
-                     } catch (...) {
-                       ec = make_error_code(errc::io_error);
-                     }
-                   }
-                   std::move(h)(ec, std::move(r));
-                 });
+  detail::co_spawn_erased(ex, std::move(op), std::move(handler));
 }
 
 }  // namespace shardy
