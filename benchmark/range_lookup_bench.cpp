@@ -20,7 +20,9 @@
 // Reader::get is counted and timed. The open's own requests are reported too (not per lookup).
 //
 // Usage: range_lookup_bench --info s3server.json --prefix s3://bucket/snap --rows N
-//          [--lookups 300] [--large-lookups 60] [--seed 1]
+//          [--lookups 300] [--large-lookups 60] [--seed 1] [--max-seconds 600]
+// Progress goes to stderr every 20 lookups; a mode that runs past --max-seconds stops early and
+// reports what it measured, marked "cut short".
 // Values are the generator's of range_s3rver.sh (checked on every lookup):
 //   unit = "v%011d-" % key; length 100, or 8000 + key*7919 % 24000 when key % 997 == 0.
 #include <algorithm>
@@ -101,7 +103,7 @@ struct ServerCount {
 
 struct Sample {
   std::uint64_t client = 0, server = 0, warm_client = 0, warm_server = 0, open_client = 0;
-  double us = 0;
+  double us = 0, open_us = 0;
 };
 
 double percentile(std::vector<double> v, double q) {
@@ -115,7 +117,7 @@ struct Summary {
   std::uint64_t client = 0, server = 0, warm_client = 0, warm_server = 0, open_client = 0;
   std::uint64_t max = 0, mismatched = 0;
   std::map<std::uint64_t, std::size_t> hist;
-  std::vector<double> us;
+  std::vector<double> us, open_us;
 };
 
 Summary summarize(const std::vector<Sample>& s) {
@@ -131,6 +133,7 @@ Summary summarize(const std::vector<Sample>& s) {
     out.mismatched += x.client != x.server;
     out.hist[x.client] += 1;
     out.us.push_back(x.us);
+    out.open_us.push_back(x.open_us);
   }
   return out;
 }
@@ -154,6 +157,7 @@ int main(int argc, char** argv) try {
   const std::size_t lookups = std::stoul(arg(argc, argv, "--lookups", "300"));
   const std::size_t large_lookups = std::stoul(arg(argc, argv, "--large-lookups", "60"));
   const std::uint64_t seed = std::stoull(arg(argc, argv, "--seed", "1"));
+  const double max_seconds = std::stod(arg(argc, argv, "--max-seconds", "600"));
 
   std::ifstream in(info_path);
   std::stringstream ss;
@@ -228,8 +232,10 @@ int main(int argc, char** argv) try {
     o.range.use_sidecar = sidecar;
     Sample s;
     const auto c_open = count->requests.load();
+    const auto t_open = clk::now();
     Reader r(prefix, o, 1);
     r.borrow_shard_for_key(Key::unsigned_integer(key)).release();  // opens the shard
+    s.open_us = std::chrono::duration<double, std::micro>(clk::now() - t_open).count();
     const auto c0 = count->requests.load();
     s.open_client = c0 - c_open;
     const auto s0 = server.requests();
@@ -263,7 +269,16 @@ int main(int argc, char** argv) try {
     std::vector<bool> schedule(lookups, false);
     schedule.insert(schedule.end(), large_lookups, true);
     std::shuffle(schedule.begin(), schedule.end(), rng);
-    for (bool want_large : schedule) {
+    bool cut_short = false;
+    for (std::size_t i = 0; i < schedule.size(); ++i) {
+      const bool want_large = schedule[i];
+      const double elapsed = std::chrono::duration<double>(clk::now() - t_phase).count();
+      if (elapsed > max_seconds) {
+        cut_short = true;
+        std::cerr << "  cut short after " << elapsed << " s (--max-seconds " << max_seconds
+                  << ")\n";
+        break;
+      }
       std::uint64_t key = 0;
       if (want_large) {
         key = (rng() % n_large) * 997;
@@ -273,28 +288,46 @@ int main(int argc, char** argv) try {
       }
       (want_large ? large : small).push_back(cold_lookup(sidecar, key));
       raw_get();
+      if ((i + 1) % 20 == 0) {
+        const auto a = summarize(small), b = summarize(large);
+        std::fprintf(stderr,
+                     "  [%s] %zu/%zu lookups, %.1f s: small %.3f req/lookup (%zu), large %.3f "
+                     "(%zu), client!=server %llu\n",
+                     sidecar ? "sidecar" : "no sidecar", i + 1, schedule.size(),
+                     std::chrono::duration<double>(clk::now() - t_phase).count(),
+                     a.n ? double(a.client) / double(a.n) : 0.0, a.n,
+                     b.n ? double(b.client) / double(b.n) : 0.0, b.n,
+                     static_cast<unsigned long long>(a.mismatched + b.mismatched));
+      }
     }
     const double secs = std::chrono::duration<double>(clk::now() - t_phase).count();
     const double raw_p50 = percentile(raw_us, 0.5);
-    std::cout << "\n== " << (sidecar ? "with sidecar" : "without sidecar") << " (" << secs
-              << " s; client retries " << count->retries.load() - retries0 << ", errors "
-              << count->errors.load() - errors0 << ")\n";
-    for (auto* set : {&small, &large}) {
+    std::cout << "\n== " << (sidecar ? "with sidecar" : "without sidecar") << " (" << secs << " s"
+              << (cut_short ? ", CUT SHORT by --max-seconds" : "") << "; client retries "
+              << count->retries.load() - retries0 << ", errors " << count->errors.load() - errors0
+              << "; raw 1-page GETs " << raw_us.size() << ")\n";
+    std::vector<Sample> all = small;
+    all.insert(all.end(), large.begin(), large.end());
+    for (auto* set : {&small, &large, &all}) {
       const auto s = summarize(*set);
       if (s.n == 0) continue;
       const double p50 = percentile(s.us, 0.5);
       std::printf(
           "%-22s lookups %4zu  requests/cold lookup %.3f (client) %.3f (server), max %llu, "
           "per-lookup client!=server %llu\n",
-          set == &small ? "small values (100 B)" : "large values (8-32 KB)", s.n,
-          double(s.client) / double(s.n), double(s.server) / double(s.n),
+          set == &small   ? "small values (100 B)"
+          : set == &large ? "large values (8-32 KB)"
+                          : "all (as sampled)",
+          s.n, double(s.client) / double(s.n), double(s.server) / double(s.n),
           static_cast<unsigned long long>(s.max), static_cast<unsigned long long>(s.mismatched));
       std::printf("%-22s histogram", "");
       for (auto [k, c] : s.hist) std::printf(" %llu:%zu", static_cast<unsigned long long>(k), c);
       std::printf(
-          "\n%-22s warm requests: %llu (client) %llu (server); open requests/shard open %.2f\n", "",
-          static_cast<unsigned long long>(s.warm_client),
-          static_cast<unsigned long long>(s.warm_server), double(s.open_client) / double(s.n));
+          "\n%-22s warm requests: %llu (client) %llu (server); open requests/shard open %.2f, "
+          "open p50 %.0f us\n",
+          "", static_cast<unsigned long long>(s.warm_client),
+          static_cast<unsigned long long>(s.warm_server), double(s.open_client) / double(s.n),
+          percentile(s.open_us, 0.5));
       std::printf("%-22s cold p50 %.0f us, p90 %.0f us; raw 1-page GET p50 %.0f us; ratio %.2f\n",
                   "", p50, percentile(s.us, 0.9), raw_p50, p50 / raw_p50);
     }

@@ -184,6 +184,8 @@ def main():
     check("GET If-None-Match current -> 304", r.status == 304 and r.body == b"", r.status)
     r = send("GET", c, headers={"If-Match": etag2, "Range": "bytes=1-1"})
     check("GET If-Match + range -> 206", r.status == 206 and r.body == b"2", r.status)
+    r = send("GET", c, headers={"If-Match": etag1, "Range": "bytes=0-1"})
+    check("GET If-Match stale + range -> 412", r.status == 412, r.status)
 
     race = f"/{BUCKET}/{PFX}/race"
     statuses = []
