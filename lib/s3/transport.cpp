@@ -7,9 +7,12 @@
 
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -17,10 +20,12 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <map>
 #include <mutex>
 #include <shardy/error.hpp>
+#include <variant>
 #include <vector>
 
 namespace shardy::s3 {
@@ -156,11 +161,48 @@ struct Fd {
   }
 };
 
+asio::awaitable<std::vector<tcp::endpoint>> system_resolve(std::string host, std::string port) {
+  tcp::resolver resolver(co_await asio::this_coro::executor);
+  const auto results = co_await resolver.async_resolve(host, port, asio::use_awaitable);
+  std::vector<tcp::endpoint> out;
+  for (const auto& r : results) out.push_back(r.endpoint());
+  co_return out;
+}
+
+// The detached half of a resolution. It owns copies of everything it uses (the resolver
+// function included), so it may outlive the transport and the request that started it.
+asio::awaitable<std::vector<tcp::endpoint>> run_resolver(Resolver resolver, std::string host,
+                                                         std::string port) {
+  if (!resolver) {
+    auto op = system_resolve(std::move(host), std::move(port));
+    co_return co_await std::move(op);
+  }
+  auto op = resolver(std::move(host), std::move(port));
+  co_return co_await std::move(op);
+}
+
+// Where a detached resolution delivers its outcome (thread-safe, capacity 1).
+using ResolveChannel = asio::experimental::concurrent_channel<void(boost::system::error_code,
+                                                                   std::vector<tcp::endpoint>)>;
+
+boost::system::error_code code_of(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const boost::system::system_error& se) {  // shardy::error too
+    return se.code();
+  } catch (...) {
+    return asio::error::host_not_found;
+  }
+}
+
 }  // namespace
 
 struct Transport::Impl : std::enable_shared_from_this<Impl> {
-  Impl(asio::any_io_executor ex, const S3Options& o)
-      : executor(std::move(ex)), options(o), ssl(asio::ssl::context::tls_client) {
+  Impl(asio::any_io_executor ex, const S3Options& o, Resolver r)
+      : executor(std::move(ex)),
+        options(o),
+        ssl(asio::ssl::context::tls_client),
+        resolver(std::move(r)) {
     ssl.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
                     asio::ssl::context::no_sslv3);
     boost::system::error_code ec;
@@ -249,21 +291,71 @@ struct Transport::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
+  // Name resolution under the connect timeout. getaddrinfo cannot be interrupted (cancelling
+  // Asio's resolver does not stop a lookup that has started), so it runs detached and hands its
+  // outcome over through a channel that is raced against a timer; on timeout or cancellation
+  // the late outcome is dropped with the channel. IP literals need no lookup.
+  asio::awaitable<std::vector<tcp::endpoint>> resolve(const Address& a,
+                                                      steady::time_point connect_deadline) {
+    const std::string& host = a.host;
+    const std::string& port = a.port;
+    if (!resolver) {
+      boost::system::error_code addr_ec;
+      const auto ip = asio::ip::make_address(host, addr_ec);
+      unsigned short port_number = 0;
+      const auto [end, pec] = std::from_chars(port.data(), port.data() + port.size(), port_number);
+      if (!addr_ec && pec == std::errc() && end == port.data() + port.size() && port_number > 0) {
+        std::vector<tcp::endpoint> out;
+        out.emplace_back(ip, static_cast<unsigned short>(port_number));
+        co_return out;
+      }
+    }
+    auto channel = std::make_shared<ResolveChannel>(executor, 1);
+    auto op = run_resolver(resolver, host, port);
+    auto deliver = [channel](std::exception_ptr e, std::vector<tcp::endpoint> eps) {
+      const auto ec = e ? code_of(e) : boost::system::error_code();
+      channel->try_send(ec, std::move(eps));
+    };
+    asio::co_spawn(executor, std::move(op), std::move(deliver));
+    asio::steady_timer timer(executor);
+    timer.expires_at(connect_deadline);
+    using namespace asio::experimental::awaitable_operators;
+    auto received = channel->async_receive(asio::as_tuple(asio::use_awaitable));
+    auto expired = timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    auto first = std::move(received) || std::move(expired);
+    auto outcome = co_await std::move(first);
+    if (outcome.index() == 1) {
+      const auto [tec] = std::get<1>(outcome);
+      // The timer ran out (timeout) or the caller cancelled the operation.
+      if (tec) throw_transport(tec, "resolving", a, true);
+      throw_transport(beast::error::timeout, "resolving", a, false);
+    }
+    auto [rec, endpoints] = std::move(std::get<0>(outcome));
+    if (rec) {
+      // The receive is only ever cancelled by the caller (the timer cannot win and cancel it).
+      const bool cancelled =
+          is_cancelled_code(rec) || rec == asio::experimental::error::channel_cancelled;
+      throw_transport(rec, "resolving", a, cancelled);
+    }
+    if (endpoints.empty()) throw_transport(asio::error::host_not_found, "resolving", a, false);
+    co_return endpoints;
+  }
+
   asio::awaitable<std::unique_ptr<Connection>> connect(const Address& a,
                                                        steady::time_point deadline) {
     auto c = std::make_unique<Connection>();
     c->buffer.reserve(16 * 1024);  // header + a small body in one read
-    tcp::resolver resolver(executor);
-    auto [rec, results] =
-        co_await resolver.async_resolve(a.host, a.port, asio::as_tuple(asio::use_awaitable));
-    if (rec) throw_transport(rec, "resolving", a, false);
+    // One connect timeout covers the lookup and the TCP connect (every new connection
+    // resolves the name again: DNS changes are seen when reconnecting).
+    const auto connect_deadline = expiry(options.connect_timeout, deadline);
+    const std::vector<tcp::endpoint> results = co_await resolve(a, connect_deadline);
     if (a.tls) {
       c->tls.emplace(executor, ssl);
     } else {
       c->tcp.emplace(executor);
     }
     auto& low = c->lowest();
-    arm(low, expiry(options.connect_timeout, deadline));
+    arm(low, connect_deadline);
     auto [cec, ep] = co_await low.async_connect(results, asio::as_tuple(asio::use_awaitable));
     if (cec) throw_transport(cec, "connecting to", a, false);
     boost::system::error_code ignored;
@@ -523,13 +615,14 @@ struct Transport::Impl : std::enable_shared_from_this<Impl> {
   asio::any_io_executor executor;
   S3Options options;
   asio::ssl::context ssl;
+  Resolver resolver;
   std::mutex pools_mutex;
   std::map<std::string, std::unique_ptr<Pool>, std::less<>> pools;
   std::atomic<std::uint64_t> connects{0};
 };
 
-Transport::Transport(asio::any_io_executor executor, const S3Options& options)
-    : impl_(std::make_shared<Impl>(std::move(executor), options)) {}
+Transport::Transport(asio::any_io_executor executor, const S3Options& options, Resolver resolver)
+    : impl_(std::make_shared<Impl>(std::move(executor), options, std::move(resolver))) {}
 
 Transport::~Transport() = default;
 

@@ -5,13 +5,16 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "s3/request.hpp"
 
@@ -55,10 +58,17 @@ struct TransportResponse {
   std::string body;  ///< the body unless it went to the sink
 };
 
+/// Host name resolution: (host, port) -> endpoints; throws (boost::system::system_error or
+/// shardy::error) on failure. The default is Asio's resolver (the system's getaddrinfo).
+using Resolver = std::function<boost::asio::awaitable<std::vector<boost::asio::ip::tcp::endpoint>>(
+    std::string host, std::string port)>;
+
 class Transport {
  public:
-  /// Throws shardy::error(errc::tls_error) when the CA file cannot be loaded.
-  Transport(boost::asio::any_io_executor executor, const S3Options& options);
+  /// Throws shardy::error(errc::tls_error) when the CA file cannot be loaded. `resolver` replaces
+  /// the system resolver (tests); either way resolution counts against the connect timeout.
+  Transport(boost::asio::any_io_executor executor, const S3Options& options,
+            Resolver resolver = {});
   ~Transport();
   Transport(const Transport&) = delete;
   Transport& operator=(const Transport&) = delete;
