@@ -5,7 +5,9 @@
 //   (b) AsyncReader::async_get throughput, 64 coroutines on 2 threads  (target >= 0.7x raw on 2
 //       threads)
 //   (c) multi_get of 1000 keys over 64 shards (sync warm path, and async fan-out)
-// Usage: reader_lookup_bench [rows_total=200000]
+// Usage: reader_lookup_bench [rows_total=200000] [parts=ab] [lookups_per_thread=200000]
+//   parts: a = sections (a) and (c) sync, b = sections (b) and (c) async ("b" alone, with fewer
+//   lookups, is handy for profiling the async path under callgrind).
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -18,7 +20,9 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <future>
 #include <map>
+#include <memory>
 #include <random>
 #include <shardy/async_reader.hpp>
 #include <shardy/local_store.hpp>
@@ -42,8 +46,8 @@ struct Raw {
     for (auto& f : files) {
       sqlite3* db = nullptr;
       std::string uri = "file:" + f + "?mode=ro&immutable=1";
-      sqlite3_open_v2(uri.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI,
-                      nullptr);
+      sqlite3_open_v2(uri.c_str(), &db,
+                      SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, nullptr);
       sqlite3_exec(db, "PRAGMA mmap_size=268435456", nullptr, nullptr, nullptr);
       sqlite3_stmt* s = nullptr;
       sqlite3_prepare_v3(db, "SELECT v FROM kv WHERE k = ?1", -1, SQLITE_PREPARE_PERSISTENT, &s,
@@ -77,6 +81,7 @@ double percentile(std::vector<double> v, double p) {
 
 int main(int argc, char** argv) {
   const int rows_total = argc > 1 ? std::atoi(argv[1]) : 200000;
+  const std::string parts = argc > 2 ? argv[2] : "ab";
   auto root = fs::temp_directory_path() / ("shardy-bench-" + std::to_string(::getpid()));
   fs::remove_all(root);
   const std::string prefix = "s3://bench/snap";
@@ -91,7 +96,8 @@ int main(int argc, char** argv) {
   }
   Manifest m;
   m.build.run_id = run;
-  m.build.created_at = std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
+  m.build.created_at =
+      std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
   m.build.created_at_text = format_timestamp(m.build.created_at);
   m.build.num_dbs = kShards;
   m.build.s3_prefix = prefix;
@@ -102,11 +108,15 @@ int main(int argc, char** argv) {
     ShardMeta s;
     s.db_id = id;
     s.db_url = prefix + "/shards/run_id=" + run + "/" + dir + "/attempt=00";
-    auto file = root / "bench" / "snap" / "shards" / ("run_id=" + run) / dir / "attempt=00" / "shard.db";
+    auto file =
+        root / "bench" / "snap" / "shards" / ("run_id=" + run) / dir / "attempt=00" / "shard.db";
     fs::create_directories(file.parent_path());
     sqlite3* db = nullptr;
     sqlite3_open(file.c_str(), &db);
-    sqlite3_exec(db, "PRAGMA page_size=4096; PRAGMA journal_mode=OFF; CREATE TABLE kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID; BEGIN;", nullptr, nullptr, nullptr);
+    sqlite3_exec(db,
+                 "PRAGMA page_size=4096; PRAGMA journal_mode=OFF; CREATE TABLE kv (k BLOB PRIMARY "
+                 "KEY, v BLOB NOT NULL) WITHOUT ROWID; BEGIN;",
+                 nullptr, nullptr, nullptr);
     sqlite3_stmt* st = nullptr;
     sqlite3_prepare_v2(db, "INSERT INTO kv VALUES (?1, ?2)", -1, &st, nullptr);
     for (auto& [k, v] : per[id]) {
@@ -137,7 +147,8 @@ int main(int argc, char** argv) {
   std::vector<Key> keys;
   std::vector<std::pair<std::uint32_t, std::string>> raw_keys;
   for (int i = 0; i < 20000; ++i) {
-    auto k = static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(rows_total + rows_total / 10));
+    auto k =
+        static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(rows_total + rows_total / 10));
     keys.push_back(Key::integer(k));
     auto rr = router.route_lookup(keys.back());
     raw_keys.emplace_back(rr.db_id, rr.storage_key);
@@ -152,7 +163,7 @@ int main(int argc, char** argv) {
   // (a) warm sync get p50: interleave rounds of raw and reader to share conditions.
   std::vector<double> raw_ns, reader_ns;
   std::size_t sink = 0;
-  {
+  if (parts.find('a') != std::string::npos) {
     Reader reader(prefix, opts);
     for (auto& k : keys) sink += reader.get(k).has_value();  // warm
     for (int round = 0; round < 5; ++round) {
@@ -172,15 +183,18 @@ int main(int argc, char** argv) {
       }
     }
     const double rp50 = percentile(raw_ns, 0.5), gp50 = percentile(reader_ns, 0.5);
-    std::printf("(a) warm sync get p50: raw %.0f ns, Reader %.0f ns, ratio %.2fx (p99 raw %.0f, Reader %.0f)\n",
-                rp50, gp50, gp50 / rp50, percentile(raw_ns, 0.99), percentile(reader_ns, 0.99));
+    std::printf(
+        "(a) warm sync get p50: raw %.0f ns, Reader %.0f ns, ratio %.2fx (p99 raw %.0f, Reader "
+        "%.0f)\n",
+        rp50, gp50, gp50 / rp50, percentile(raw_ns, 0.99), percentile(reader_ns, 0.99));
 
     // (c) multi_get 1000 keys over 64 shards, sync warm path.
     std::vector<Key> batch(keys.begin(), keys.begin() + 1000);
     std::vector<double> raw_b, mg_b;
     for (int r = 0; r < 50; ++r) {
       auto t0 = clk::now();
-      for (int i = 0; i < 1000; ++i) sink += raw.get(raw_keys[i].first, raw_keys[i].second).has_value();
+      for (int i = 0; i < 1000; ++i)
+        sink += raw.get(raw_keys[i].first, raw_keys[i].second).has_value();
       auto t1 = clk::now();
       auto v = reader.multi_get(batch);
       auto t2 = clk::now();
@@ -188,46 +202,80 @@ int main(int argc, char** argv) {
       raw_b.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
       mg_b.push_back(std::chrono::duration<double, std::micro>(t2 - t1).count());
     }
-    std::printf("(c) multi_get 1000 keys / 64 shards, sync Reader: raw loop %.0f us, multi_get %.0f us, ratio %.2fx\n",
-                percentile(raw_b, 0.5), percentile(mg_b, 0.5), percentile(mg_b, 0.5) / percentile(raw_b, 0.5));
+    std::printf(
+        "(c) multi_get 1000 keys / 64 shards, sync Reader: raw loop %.0f us, multi_get %.0f us, "
+        "ratio %.2fx\n",
+        percentile(raw_b, 0.5), percentile(mg_b, 0.5),
+        percentile(mg_b, 0.5) / percentile(raw_b, 0.5));
   }
 
-  // (b) async throughput: 64 coroutines on 2 threads vs raw on 2 threads.
-  {
-    const int per_thread = 200000;
+  // (b) async throughput: 64 coroutines on 2 threads vs raw on 2 threads. The two alternate,
+  // kRounds rounds each, so both see the same machine conditions; medians are reported. The raw
+  // baseline opens its connections and prepares its statements before the clock starts (the
+  // reader's are opened eagerly at open), and both sides look up the same key sequence.
+  if (parts.find('b') != std::string::npos) {
+    constexpr int kRounds = 3;
+    const int per_thread = argc > 3 ? std::atoi(argv[3]) : 200000;
     std::atomic<std::size_t> found{0};
-    auto t0 = clk::now();
-    std::vector<std::thread> ts;
-    for (int t = 0; t < 2; ++t)
-      ts.emplace_back([&, t] {
-        Raw mine(files);
-        std::size_t f = 0;
-        for (int i = 0; i < per_thread; ++i) {
-          auto& [id, k] = raw_keys[static_cast<std::size_t>(i * 2 + t) % raw_keys.size()];
-          f += mine.get(id, k).has_value();
-        }
-        found += f;
-      });
-    for (auto& t : ts) t.join();
-    const double raw_ops = 2.0 * per_thread / std::chrono::duration<double>(clk::now() - t0).count();
+    std::vector<std::unique_ptr<Raw>> raws;
+    for (int t = 0; t < 2; ++t) raws.push_back(std::make_unique<Raw>(files));
+    auto raw_round = [&] {
+      std::atomic<bool> go{false};
+      std::vector<std::thread> ts;
+      for (int t = 0; t < 2; ++t)
+        ts.emplace_back([&, t] {
+          while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+          Raw& mine = *raws[static_cast<std::size_t>(t)];
+          std::size_t f = 0;
+          for (int i = 0; i < per_thread; ++i) {
+            auto& [id, k] = raw_keys[static_cast<std::size_t>(i * 2 + t) % raw_keys.size()];
+            f += mine.get(id, k).has_value();
+          }
+          found += f;
+        });
+      auto t0 = clk::now();
+      go.store(true, std::memory_order_release);
+      for (auto& t : ts) t.join();
+      return 2.0 * per_thread / std::chrono::duration<double>(clk::now() - t0).count();
+    };
 
     asio::thread_pool pool(2);
-    auto reader = AsyncReader::async_open(pool.get_executor(), prefix, opts, asio::use_future).get();
+    auto reader =
+        AsyncReader::async_open(pool.get_executor(), prefix, opts, asio::use_future).get();
     const int coros = 64, per_coro = 2 * per_thread / coros;
     auto worker = [&](int c) -> asio::awaitable<void> {
       std::size_t f = 0;
       for (int i = 0; i < per_coro; ++i)
-        f += (co_await reader.async_get(keys[static_cast<std::size_t>(i * coros + c) % keys.size()])).has_value();
+        f +=
+            (co_await reader.async_get(keys[static_cast<std::size_t>(i * coros + c) % keys.size()]))
+                .has_value();
       found += f;
     };
-    for (int c = 0; c < 200; ++c) sink += reader.async_get(keys[c], asio::use_future).get().has_value();
-    std::vector<std::future<void>> fs_;
-    auto t1 = clk::now();
-    for (int c = 0; c < coros; ++c) fs_.push_back(asio::co_spawn(pool, worker(c), asio::use_future));
-    for (auto& f : fs_) f.get();
-    const double async_ops = static_cast<double>(coros) * per_coro / std::chrono::duration<double>(clk::now() - t1).count();
-    std::printf("(b) async get throughput, 64 coroutines / 2 threads: raw (2 threads) %.0f ops/s, AsyncReader %.0f ops/s, ratio %.2fx\n",
-                raw_ops, async_ops, async_ops / raw_ops);
+    auto async_round = [&] {
+      std::vector<std::future<void>> fs_;
+      auto t1 = clk::now();
+      for (int c = 0; c < coros; ++c)
+        fs_.push_back(asio::co_spawn(pool, worker(c), asio::use_future));
+      for (auto& f : fs_) f.get();
+      return static_cast<double>(coros) * per_coro /
+             std::chrono::duration<double>(clk::now() - t1).count();
+    };
+    for (int c = 0; c < 200; ++c)
+      sink += reader.async_get(keys[c], asio::use_future).get().has_value();
+    std::vector<double> raw_ops, async_ops, ratios;
+    for (int r = 0; r < kRounds; ++r) {
+      raw_ops.push_back(raw_round());
+      async_ops.push_back(async_round());
+      ratios.push_back(async_ops.back() / raw_ops.back());
+      std::printf("(b) round %d: raw (2 threads) %.0f ops/s, AsyncReader %.0f ops/s, ratio %.2fx\n",
+                  r + 1, raw_ops.back(), async_ops.back(), ratios.back());
+    }
+    const double raw_med = percentile(raw_ops, 0.5), async_med = percentile(async_ops, 0.5);
+    std::printf(
+        "(b) async get throughput, 64 coroutines / 2 threads: raw (2 threads) %.0f ops/s, "
+        "AsyncReader %.0f ops/s, ratio %.2fx (median of %d rounds; median per-round ratio %.2fx)\n",
+        raw_med, async_med, async_med / raw_med, kRounds, percentile(ratios, 0.5));
+    sink += found.load();
 
     // (c') async multi_get (fan-out across shards on the 2 io threads).
     std::vector<Key> batch(keys.begin(), keys.begin() + 1000);
@@ -238,7 +286,8 @@ int main(int argc, char** argv) {
       mg.push_back(std::chrono::duration<double, std::micro>(clk::now() - t2).count());
       sink += v.size();
     }
-    std::printf("(c) multi_get 1000 keys / 64 shards, AsyncReader fan-out: %.0f us (median)\n", percentile(mg, 0.5));
+    std::printf("(c) multi_get 1000 keys / 64 shards, AsyncReader fan-out: %.0f us (median)\n",
+                percentile(mg, 0.5));
     reader.close();
     pool.join();
   }
