@@ -23,8 +23,13 @@
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/append.hpp>
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/defer.hpp>
 #include <boost/asio/deferred.hpp>
+#include <boost/asio/system_executor.hpp>
 #include <boost/json/object.hpp>
 #include <chrono>
 #include <cstdint>
@@ -36,6 +41,7 @@
 #include <shardy/routing.hpp>
 #include <shardy/snapshot_info.hpp>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 struct sqlite3;
@@ -47,6 +53,30 @@ class ReaderCore;
 struct SnapshotState;
 struct ScanState;
 struct HandleState;
+
+/// The warm path of async_get, compiled in the library: when the key's shard is open and its
+/// lookups never wait on the network (a downloaded shard), looks the key up now, on the calling
+/// thread, and returns true with the result in (ec, out); otherwise returns false and the caller
+/// takes the asynchronous path. Never throws.
+bool try_get_now(ReaderCore& core, const Key& key, const boost::json::object& ctx, error_code& ec,
+                 std::optional<Value>& out) noexcept;
+/// The reader's executor (where handlers without an associated executor run).
+boost::asio::any_io_executor reader_executor(const ReaderCore& core) noexcept;
+
+/// Completes `handler` with `args` as a continuation (boost::asio::defer): never inside the
+/// calling function, on the handler's associated executor, else on `fallback`. One hop, with no
+/// type erasure, so that a warm lookup costs little more than the SQLite lookup itself.
+template <typename Handler, typename... Args>
+void complete_deferred(Handler handler, const boost::asio::any_io_executor& fallback,
+                       Args&&... args) {
+  if constexpr (std::is_same_v<boost::asio::associated_executor_t<Handler>,
+                               boost::asio::system_executor>) {
+    boost::asio::defer(boost::asio::bind_executor(
+        fallback, boost::asio::append(std::move(handler), std::forward<Args>(args)...)));
+  } else {
+    boost::asio::defer(boost::asio::append(std::move(handler), std::forward<Args>(args)...));
+  }
+}
 }  // namespace detail
 
 /// Column values for CEL routing (E-08). shardy routes HASH snapshots only: a non-empty context
@@ -138,6 +168,15 @@ class AsyncReader {
   auto async_get(Key key, RoutingContext context, Token&& token = {}) const {
     return boost::asio::async_initiate<Token, void(error_code, std::optional<Value>)>(
         [](auto handler, std::shared_ptr<detail::ReaderCore> core, Key key, RoutingContext ctx) {
+          if (core) {
+            error_code ec;
+            std::optional<Value> v;
+            if (detail::try_get_now(*core, key, ctx, ec, v)) {
+              detail::complete_deferred(std::move(handler), detail::reader_executor(*core), ec,
+                                        std::move(v));
+              return;
+            }
+          }
           initiate_get(std::move(core), std::move(key), std::move(ctx), std::move(handler));
         },
         token, core_, std::move(key), std::move(context));

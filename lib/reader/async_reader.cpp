@@ -106,29 +106,42 @@ void AsyncReader::initiate_get(
                    make_error_code(errc::reader_not_open), std::optional<Value>());
     return;
   }
-  // Warm path: the shard is open and local, so the lookup (about a microsecond) runs right here
-  // and only the completion is posted. Rate-limited readers take the coroutine path (they may
-  // have to wait).
-  if (!core->options().rate_limiter) {
-    const auto start = std::chrono::steady_clock::now();
-    try {
-      bool served = false;
-      auto v = core->try_get_local(key, ctx, served);
-      if (served) {
-        core->note_get(start, v.has_value());
-        complete_later(core->executor(), std::move(handler), error_code{}, std::move(v));
-        return;
-      }
-    } catch (...) {
-      auto ec = to_error_code(std::current_exception(), &core->log(), "get");
-      if (core->options().metrics) core->options().metrics->on_lookup_error("get");
-      complete_later(core->executor(), std::move(handler), ec, std::optional<Value>());
-      return;
-    }
-  }
   auto a = core->get(std::move(key), std::move(ctx), true);
   spawn(core, std::move(a), std::move(handler), "get", true);
 }
+
+namespace detail {
+
+// The warm path (see the header): the lookup runs here, and the template in the header completes
+// the handler with a single deferred hop. Rate-limited readers always take the coroutine path
+// (they may have to wait).
+bool try_get_now(ReaderCore& core, const Key& key, const RoutingContext& ctx, error_code& ec,
+                 std::optional<Value>& out) noexcept {
+  if (core.options().rate_limiter) return false;
+  MetricsSink* metrics = core.options().metrics.get();
+  const auto start =
+      metrics ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+  try {
+    bool served = false;
+    out = core.try_get_local(key, ctx, served);
+    if (!served) return false;
+    if (metrics) core.note_get(start, out.has_value());
+    return true;
+  } catch (...) {
+    out.reset();
+    try {
+      ec = to_error_code(std::current_exception(), &core.log(), "get");
+      if (metrics) metrics->on_lookup_error("get");
+    } catch (...) {
+      ec = make_error_code(errc::shard_error);
+    }
+    return true;
+  }
+}
+
+asio::any_io_executor reader_executor(const ReaderCore& core) noexcept { return core.executor(); }
+
+}  // namespace detail
 
 void AsyncReader::initiate_multi_get(
     std::shared_ptr<ReaderCore> core, std::vector<Key> keys,

@@ -7,7 +7,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
+#include <functional>
 #include <map>
+#include <thread>
 
 #include "shard/range_shard.hpp"
 
@@ -80,6 +82,7 @@ ReaderCore::ReaderCore(asio::any_io_executor ex, std::string prefix, ReaderOptio
 ReaderCore::~ReaderCore() {
   {
     std::lock_guard lock(state_mu_);
+    current_.store(nullptr, std::memory_order_seq_cst);
     state_.reset();
   }
   if (blocking_pool_) blocking_pool_->join();
@@ -98,16 +101,82 @@ std::shared_ptr<SnapshotState> ReaderCore::pin() const {
   return st;
 }
 
+std::shared_ptr<SnapshotState> ReaderCore::swap_state(std::shared_ptr<SnapshotState> st) {
+  std::shared_ptr<SnapshotState> old;
+  {
+    std::lock_guard lock(state_mu_);
+    current_.store(st.get(), std::memory_order_seq_cst);
+    old = std::exchange(state_, std::move(st));
+  }
+  // A warm lookup that pinned `old` through a hazard slot finishes within microseconds (local
+  // SQLite reads only); one that publishes `old` after this point sees current_ changed and
+  // backs off without using it.
+  if (old)
+    for (auto& h : hazards_)
+      while (h.ptr.load(std::memory_order_seq_cst) == old.get()) std::this_thread::yield();
+  return old;
+}
+
+WarmPin::WarmPin(const ReaderCore& core) {
+  // Each thread starts probing at its own slot (a mix of its id), so threads rarely share one.
+  thread_local const std::size_t hint = static_cast<std::size_t>(
+      (std::hash<std::thread::id>{}(std::this_thread::get_id()) * 0x9E3779B97F4A7C15ull) >> 40);
+  for (std::size_t probe = 0; probe < ReaderCore::kHazardSlots; ++probe) {
+    SnapshotState* st = core.current_.load(std::memory_order_seq_cst);
+    if (!st) break;  // closed or not open: pin() throws the right error
+    auto& slot = core.hazards_[(hint + probe) % ReaderCore::kHazardSlots].ptr;
+    SnapshotState* expected = nullptr;
+    if (!slot.compare_exchange_strong(expected, st, std::memory_order_seq_cst)) continue;
+    if (core.current_.load(std::memory_order_seq_cst) == st) {
+      slot_ = &slot;
+      st_ = st;
+      return;
+    }
+    slot.store(nullptr, std::memory_order_release);  // swapped meanwhile: try again
+  }
+  fallback_ = core.pin();
+  st_ = fallback_.get();
+}
+
+WarmPin::~WarmPin() {
+  if (slot_) slot_->store(nullptr, std::memory_order_release);
+}
+
+bool route_lookup_fast(const Router& router, const Key& key, char (&buf)[8],
+                       LookupRoute& out) noexcept {
+  const KeyEncoding enc = router.key_encoding();
+  if (key.is_integer()) {
+    // Routable (int64) and encodable (unsigned): 0 <= v < 2^63.
+    auto v = key.as_int64();
+    if (!v || *v < 0) return false;
+    const auto u = static_cast<std::uint64_t>(*v);
+    std::size_t width = 0;
+    if (enc == KeyEncoding::u64be)
+      width = 8;
+    else if (enc == KeyEncoding::u32be && u <= 0xffffffffull)
+      width = 4;
+    else
+      return false;
+    char canonical[8];  // spec 3.1: the int64 as 8 little-endian bytes
+    for (std::size_t i = 0; i < 8; ++i) canonical[i] = static_cast<char>((u >> (8 * i)) & 0xff);
+    for (std::size_t i = 0; i < width; ++i)  // spec 3.3: big-endian
+      buf[i] = static_cast<char>((u >> (8 * (width - 1 - i))) & 0xff);
+    out.db_id = shard_for_hash(xxh3_64(std::string_view(canonical, 8)), router.num_dbs());
+    out.storage_key = std::string_view(buf, width);
+    return true;
+  }
+  if (enc != KeyEncoding::utf8 && enc != KeyEncoding::raw) return false;
+  out.db_id = shard_for_hash(xxh3_64(key.data()), router.num_dbs());
+  out.storage_key = key.data();
+  return true;
+}
+
 void ReaderCore::install(std::shared_ptr<SnapshotState> st) {
   std::set<std::pair<std::string, std::string>> keep;
   for (auto& s : st->slots)
     if (s->meta.db_url) keep.emplace(*s->meta.db_url, s->meta.checkpoint_id.value_or(""));
   const auto new_factory = st->factory;
-  std::shared_ptr<SnapshotState> old;
-  {
-    std::lock_guard lock(state_mu_);
-    old = std::exchange(state_, std::move(st));
-  }
+  std::shared_ptr<SnapshotState> old = swap_state(std::move(st));
   // A shard the new state reads through another tier keeps nothing of the old tier's (e.g. its
   // downloaded file when the snapshot moved to range reads).
   if (old && old->factory != new_factory) keep.clear();
@@ -121,11 +190,7 @@ void ReaderCore::install(std::shared_ptr<SnapshotState> st) {
 
 void ReaderCore::close() noexcept {
   if (closed_.exchange(true, std::memory_order_acq_rel)) return;
-  std::shared_ptr<SnapshotState> old;
-  {
-    std::lock_guard lock(state_mu_);
-    old = std::move(state_);
-  }
+  std::shared_ptr<SnapshotState> old = swap_state(nullptr);
   const std::uint32_t n = old ? old->manifest.build.num_dbs : 0;
   if (opened()) {
     logger_->info("reader_closed prefix={} num_shards={}", prefix_, n);
@@ -429,9 +494,17 @@ awaitable<std::optional<Value>> ReaderCore::get(Key key, RoutingContext ctx, boo
 std::optional<Value> ReaderCore::try_get_local(const Key& key, const RoutingContext& ctx,
                                                bool& served, bool may_block) {
   served = false;
-  auto st = pin();
-  auto rr = route(*st, key, ctx);
-  ShardSlot& slot = *st->slots[rr.db_id];
+  WarmPin st(*this);
+  char buf[8];
+  LookupRoute lr;
+  std::string slow_key;
+  if (!ctx.empty() || !route_lookup_fast(st->router, key, buf, lr)) {
+    auto rr = route(*st, key, ctx);  // the general path, with its errors
+    lr.db_id = rr.db_id;
+    slow_key = std::move(rr.storage_key);
+    lr.storage_key = slow_key;
+  }
+  ShardSlot& slot = *st->slots[lr.db_id];
   if (!slot.meta.db_url) {
     served = true;
     return std::nullopt;
@@ -440,7 +513,7 @@ std::optional<Value> ReaderCore::try_get_local(const Key& key, const RoutingCont
   if (!r) return std::nullopt;
   if (!may_block && r->threading() != shard::LookupThreading::caller_thread) return std::nullopt;
   served = true;
-  return r->get(rr.storage_key);
+  return r->get(lr.storage_key);
 }
 
 namespace {

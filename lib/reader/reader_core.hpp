@@ -8,6 +8,7 @@
 // the download cache drop files the newer state does not use.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -18,6 +19,7 @@
 #include <set>
 #include <shardy/async_reader.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "shard/async_semaphore.hpp"
@@ -68,6 +70,44 @@ struct HandleState {
   ShardSlot* slot = nullptr;
   std::shared_ptr<shard::ShardReader> reader;  // null for an empty shard
   shard::ConnectionLease lease;
+};
+
+/// Where a lookup goes: the shard and the stored form of the key.
+struct LookupRoute {
+  std::uint32_t db_id = 0;
+  std::string_view storage_key;  ///< points into the caller's buffer or into the key
+};
+
+/// Router::route_lookup without heap allocation, for the common cases: non-negative integer keys
+/// under u64be (and u32be when they fit) and text/bytes keys under utf8/raw. Returns false, and
+/// leaves `out` alone, for every other case (including every error case); the caller then uses
+/// Router::route_lookup. `buf` holds an encoded integer key.
+bool route_lookup_fast(const Router& router, const Key& key, char (&buf)[8],
+                       LookupRoute& out) noexcept;
+
+class ReaderCore;
+
+/// A pin of the current snapshot state for the duration of one synchronous warm lookup, taken
+/// without touching any cache line that other threads write: the state pointer is published in
+/// one of the core's hazard slots (a thread keeps using the same slot, so the slot's line stays in
+/// its core's cache). Whoever replaces or drops the state (install, close) waits until no slot
+/// holds it before releasing its reference, so the state outlives the lookup. Falls back to a
+/// shared_ptr pin when every slot is busy. Lookups that can wait (coroutines, handles, scans)
+/// use ReaderCore::pin() instead.
+class WarmPin {
+ public:
+  /// Throws reader_closed / reader_not_open like ReaderCore::pin().
+  explicit WarmPin(const ReaderCore& core);
+  ~WarmPin();
+  WarmPin(const WarmPin&) = delete;
+  WarmPin& operator=(const WarmPin&) = delete;
+  SnapshotState* operator->() const noexcept { return st_; }
+  SnapshotState& operator*() const noexcept { return *st_; }
+
+ private:
+  std::atomic<SnapshotState*>* slot_ = nullptr;
+  SnapshotState* st_ = nullptr;
+  std::shared_ptr<SnapshotState> fallback_;
 };
 
 class ReaderCore : public std::enable_shared_from_this<ReaderCore> {
@@ -146,6 +186,11 @@ class ReaderCore : public std::enable_shared_from_this<ReaderCore> {
   /// The reader's factory of a tier (created on first use, shared by its snapshots).
   std::shared_ptr<shard::ShardFactory> factory_for(AccessMode mode);
 
+  friend class WarmPin;
+  /// Publishes `st` as the current state (under state_mu_); returns the previous one after no
+  /// warm lookup uses it any more.
+  std::shared_ptr<SnapshotState> swap_state(std::shared_ptr<SnapshotState> st);
+
   boost::asio::any_io_executor ex_;
   std::string prefix_;
   ReaderOptions opts_;
@@ -158,6 +203,13 @@ class ReaderCore : public std::enable_shared_from_this<ReaderCore> {
 
   mutable std::mutex state_mu_;
   std::shared_ptr<SnapshotState> state_;
+  /// state_.get(), readable without the mutex (WarmPin); written under state_mu_.
+  std::atomic<SnapshotState*> current_{nullptr};
+  struct alignas(64) HazardSlot {
+    std::atomic<SnapshotState*> ptr{nullptr};
+  };
+  static constexpr std::size_t kHazardSlots = 64;
+  mutable std::array<HazardSlot, kHazardSlots> hazards_;
   std::atomic<bool> closed_{false};
   std::atomic<bool> opened_{false};
   shard::AsyncSemaphore refresh_mutex_{1};
