@@ -3,6 +3,7 @@
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -450,7 +451,9 @@ awaitable<std::shared_ptr<shard::ShardReader>> ReaderCore::ensure_open(
 template <typename F>
 awaitable<std::invoke_result_t<F&>> run_shard_call(ReaderCore& core, shard::ShardReader& r, F f) {
   if (r.threading() == shard::LookupThreading::caller_thread) co_return f();
-  co_await asio::post(core.blocking_executor(), use_awaitable);
+  // Bound: post(ex, use_awaitable) alone would resume this coroutine on its own (io) executor.
+  auto on_blocking_pool = asio::bind_executor(core.blocking_executor(), use_awaitable);
+  co_await asio::post(std::move(on_blocking_pool));
   std::exception_ptr failure;
   std::optional<std::invoke_result_t<F&>> out;
   try {

@@ -6,6 +6,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_future.hpp>
 #include <cstring>
 #include <future>
@@ -15,9 +16,13 @@ namespace shardy::shard {
 
 namespace {
 
+// True on a thread of the executor that serves the store's requests (an io_context's, or a
+// thread_pool's like the Reader's io threads): a read that waits there may wait forever.
 bool on_io_thread(const boost::asio::any_io_executor& ex) {
   if (auto* ioex = ex.target<boost::asio::io_context::executor_type>())
     return ioex->running_in_this_thread();
+  if (auto* pool = ex.target<boost::asio::thread_pool::executor_type>())
+    return pool->running_in_this_thread();
   return false;
 }
 
@@ -186,6 +191,7 @@ RangeReadMetrics RangeSource::metrics() const {
   m.page_hits = counters_.page_hits;
   m.page_misses = counters_.page_misses;
   m.chain_prefetches = counters_.chain_prefetches;
+  m.inflight_joins = counters_.inflight_joins;
   m.reads = counters_.reads;
   m.sidecar_used = sidecar_used_;
   m.sidecar_reject = sidecar_reject_;
@@ -224,44 +230,141 @@ std::size_t RangeSource::read(char* dst, std::size_t n, std::uint64_t offset) {
   }
   if (missing.empty()) return avail;
   counters_.page_misses += missing.size();
+  // Waiting for a request (ours or another read's) on an io thread could wait forever.
+  if (on_io_thread(io_))
+    throw_error(errc::would_deadlock,
+                "range read of " + url() + " on an io_context thread (run it on a blocking pool)");
 
-  // A page of an overflow chain brings the rest of its chain along (SQLite reads it next), and
-  // the chains of the other cells on the same b-tree page (its search compares them too).
-  std::vector<std::uint32_t> want = missing;
-  std::uint32_t span_limit = 0;
-  if (opts_.prefetch_chains && cache_.capacity() > 0 && !chain_of_.empty()) {
-    bool widened = false;
-    for (std::uint32_t p : missing) {
-      for (std::uint32_t q : chain_group(p))
-        if (q != p && !cache_.contains(q)) {
-          want.push_back(q);
-          widened = true;
-        }
-    }
-    if (widened) {
-      counters_.chain_prefetches += 1;
-      span_limit = opts_.chain_span_pages;
-    }
-    std::sort(want.begin(), want.end());
-    want.erase(std::unique(want.begin(), want.end()), want.end());
-  }
-
-  std::unordered_map<std::uint32_t, std::string> fetched;
-  fetch_pages(want, span_limit, fetched);
-  for (std::uint32_t p : missing) {
-    auto it = fetched.find(p);
-    if (it == fetched.end())
-      throw_error(errc::shard_error, "page " + std::to_string(p) + " missing from the response");
+  auto copy_page = [&](std::uint32_t p, const std::string& page) {
     std::size_t from = 0, len = 0;
     char* to = nullptr;
     slice(p, from, len, to);
-    if (from + len > it->second.size())
+    if (from + len > page.size())
       throw_error(errc::truncated_body, "short page " + std::to_string(p) + " of " + url());
-    std::memcpy(to, it->second.data() + from, len);
-  }
-  for (auto& [p, page] : fetched) {
-    if (!chain_of_.empty() && !chain_of_.contains(p)) note_chain_siblings(page, p);
-    cache_.put(p, std::move(page));
+    std::memcpy(to, page.data() + from, len);
+  };
+
+  // Each round: under flights_mu_, every missing page is either joined (another read's request
+  // for it is in flight: wait for that request), found in the cache (a request ended meanwhile),
+  // or claimed (registered in flights_ under this read's request, then fetched here). A fetcher
+  // caches its pages before it unregisters them, so a page in neither place is not being
+  // fetched. A joined request that failed fails this read with its error; a joined page that is
+  // gone again (the LRU evicted it, or is disabled, and the request lacked it) takes another
+  // round, which claims it.
+  bool joined_any = false;
+  for (int round = 0; !missing.empty(); ++round) {
+    if (round == 8)
+      throw_error(errc::shard_error, "page " + std::to_string(missing.front()) + " of " + url() +
+                                         " kept missing after 8 rounds of shared requests");
+    std::vector<std::shared_ptr<Flight>> joined;
+    std::vector<std::uint32_t> mine, waiting, want;
+    std::uint32_t span_limit = 0;
+    auto flight = std::make_shared<Flight>();
+    {
+      std::lock_guard lk(flights_mu_);
+      for (std::uint32_t p : missing) {
+        std::size_t from = 0, len = 0;
+        char* to = nullptr;
+        slice(p, from, len, to);
+        if (auto f = flights_.find(p); f != flights_.end()) {
+          if (std::find(joined.begin(), joined.end(), f->second) == joined.end())
+            joined.push_back(f->second);
+          waiting.push_back(p);
+        } else if (!cache_.copy(p, from, len, to)) {
+          mine.push_back(p);
+        }
+      }
+      // A page of an overflow chain brings the rest of its chain along (SQLite reads it next),
+      // and the chains of the other cells on the same b-tree page (its search compares them
+      // too); pages already cached or in flight are left out.
+      want = mine;
+      if (!mine.empty() && opts_.prefetch_chains && cache_.capacity() > 0 && !chain_of_.empty()) {
+        bool widened = false;
+        for (std::uint32_t p : mine)
+          for (std::uint32_t q : chain_group(p))
+            if (q != p && !cache_.contains(q) && !flights_.contains(q)) {
+              want.push_back(q);
+              widened = true;
+            }
+        if (widened) {
+          counters_.chain_prefetches += 1;
+          span_limit = opts_.chain_span_pages;
+        }
+        std::sort(want.begin(), want.end());
+        want.erase(std::unique(want.begin(), want.end()), want.end());
+      }
+      for (std::uint32_t p : want) flights_[p] = flight;
+    }
+    if (!joined.empty() && !joined_any) {
+      joined_any = true;
+      counters_.inflight_joins += 1;
+    }
+
+    if (!want.empty()) {
+      // Whatever happens below, the request ends: its pages leave flights_ and its waiters wake.
+      struct Finish {
+        RangeSource& self;
+        const std::shared_ptr<Flight>& flight;
+        const std::vector<std::uint32_t>& pages;
+        ~Finish() {
+          {
+            std::lock_guard lk(self.flights_mu_);
+            for (std::uint32_t p : pages)
+              if (auto f = self.flights_.find(p); f != self.flights_.end() && f->second == flight)
+                self.flights_.erase(f);
+          }
+          {
+            std::lock_guard lk(flight->mu);
+            flight->done = true;
+          }
+          flight->cv.notify_all();
+        }
+      };
+      {
+        Finish finish{*this, flight, want};
+        try {
+          fetch_pages(want, span_limit, flight->pages);
+        } catch (...) {
+          flight->error = std::current_exception();
+        }
+        if (!flight->error)
+          for (auto& [p, page] : flight->pages) {
+            if (!chain_of_.empty() && !chain_of_.contains(p)) note_chain_siblings(page, p);
+            cache_.put(p, page);  // a copy: waiters read flight->pages
+          }
+      }
+      if (flight->error) std::rethrow_exception(flight->error);
+      for (std::uint32_t p : mine) {
+        auto it = flight->pages.find(p);
+        if (it == flight->pages.end())
+          throw_error(errc::shard_error,
+                      "page " + std::to_string(p) + " missing from the response");
+        copy_page(p, it->second);
+      }
+    }
+
+    for (auto& f : joined) {
+      std::unique_lock lk(f->mu);
+      f->cv.wait(lk, [&] { return f->done; });
+      if (f->error) std::rethrow_exception(f->error);
+    }
+    missing.clear();
+    for (std::uint32_t p : waiting) {
+      const std::string* page = nullptr;
+      for (auto& f : joined)
+        if (auto it = f->pages.find(p); it != f->pages.end()) {
+          page = &it->second;
+          break;
+        }
+      if (page) {
+        copy_page(p, *page);
+      } else {
+        std::size_t from = 0, len = 0;
+        char* to = nullptr;
+        slice(p, from, len, to);
+        if (!cache_.copy(p, from, len, to)) missing.push_back(p);
+      }
+    }
   }
   return avail;
 }

@@ -8,7 +8,9 @@
 // read() is blocking and thread-safe: it serves whole pages from the page cache and fetches the
 // missing ones with range GETs (adjacent pages coalesced into one request; the rest of an
 // overflow chain joins the request that needs one of its pages), each pinned with If-Match to
-// the ETag. The GETs run on the io executor while read() waits, so read() must not run on a
+// the ETag. A page that another read is already fetching is not requested again: the read
+// waits for that request (and fails with its error if it fails). The GETs run on the io
+// executor while read() waits, so read() must not run on a
 // thread of that io_context (it fails with errc::would_deadlock there): SQLite queries through
 // the range VFS belong on a blocking pool (architecture.md "Threading").
 #pragma once
@@ -16,7 +18,9 @@
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -66,7 +70,10 @@ struct RangeReadMetrics {
   std::uint64_t page_hits = 0;         ///< page reads served by the cache (pinned or LRU)
   std::uint64_t page_misses = 0;       ///< page reads that needed a request
   std::uint64_t chain_prefetches = 0;  ///< page requests widened to a whole overflow chain
-  std::uint64_t reads = 0;             ///< xRead calls
+  /// Reads that waited for another thread's request of a page they needed instead of sending
+  /// their own (in-flight de-duplication of concurrent misses).
+  std::uint64_t inflight_joins = 0;
+  std::uint64_t reads = 0;  ///< xRead calls
   bool sidecar_used = false;
   SidecarReject sidecar_reject = SidecarReject::none;  ///< why it was not used
   std::size_t sidecar_pages = 0;
@@ -125,10 +132,23 @@ class RangeSource : public std::enable_shared_from_this<RangeSource> {
   boost::asio::awaitable<void> prefetch_interior_chains();
   std::vector<std::uint32_t> chain_group(std::uint32_t page);
 
+  // Page requests in flight: a read that misses a page another thread is already fetching waits
+  // for that request instead of sending its own (two lookups missing the same leaf: one GET).
+  struct Flight {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    std::exception_ptr error;
+    std::unordered_map<std::uint32_t, std::string> pages;  // read-only once done
+  };
+  std::mutex flights_mu_;
+  std::unordered_map<std::uint32_t, std::shared_ptr<Flight>> flights_;  // page -> its request
+
   std::atomic<bool> changed_{false};
   struct Counters {
     std::atomic<std::uint64_t> page_requests{0}, open_requests{0}, sidecar_requests{0}, bytes{0},
-        pages_fetched{0}, page_hits{0}, page_misses{0}, chain_prefetches{0}, reads{0};
+        pages_fetched{0}, page_hits{0}, page_misses{0}, chain_prefetches{0}, inflight_joins{0},
+        reads{0};
   } counters_;
   bool sidecar_used_ = false;
   SidecarReject sidecar_reject_ = SidecarReject::none;
