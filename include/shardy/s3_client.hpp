@@ -76,6 +76,16 @@ struct S3Options {
   };
   Addressing addressing = Addressing::automatic;
 
+  /// Connect to this address instead of the host the request's URL names, like curl's
+  /// `--connect-to ::HOST:PORT`: "host", "host:port" or "[v6]:port" (the port defaults to the
+  /// endpoint's). Only the TCP destination changes: the Host header, the SigV4 signature, TLS
+  /// SNI and certificate verification all keep the URL's host (with virtual-host addressing
+  /// "bucket.s3.example.com"). Use it to reach virtual-host names that do not resolve here
+  /// (e.g. endpoint "http://s3.localhost:9000" + virtual_host + connect_to "127.0.0.1"), or to
+  /// pin an endpoint to one address. A name given here is resolved on every new connection,
+  /// under connect_timeout. "" = connect to the URL's host.
+  std::string connect_to;
+
   bool verify_tls = true;  ///< false only for tests (self-signed servers)
   std::string ca_file;     ///< PEM bundle to trust instead of the system store ("" = system)
 

@@ -1,13 +1,17 @@
 #include "s3/request.hpp"
 
+#include <boost/url/authority_view.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
+#include <charconv>
 
 #include "s3/sigv4.hpp"
 
 namespace shardy::s3 {
 
-Endpoint parse_endpoint(std::string_view endpoint, std::string_view region) {
+namespace {
+
+Endpoint parse_url_endpoint(std::string_view endpoint, std::string_view region) {
   Endpoint e;
   if (endpoint.empty()) {
     if (region.empty()) throw error(errc::invalid_argument, "S3 region is empty");
@@ -51,6 +55,47 @@ Endpoint parse_endpoint(std::string_view endpoint, std::string_view region) {
   return e;
 }
 
+// S3Options::connect_to: host, host:port, [v6] or [v6]:port.
+void parse_connect_to(std::string_view connect_to, Endpoint& e) {
+  if (connect_to.empty()) return;
+  auto bad = [&](std::string_view why) {
+    return error(errc::invalid_url, "S3 connect_to '" + std::string(connect_to) + "' " +
+                                        std::string(why) + " (want host, host:port or [v6]:port)");
+  };
+  auto parsed = boost::urls::parse_authority(connect_to);
+  if (!parsed) throw bad("is not an address");
+  const auto& a = *parsed;
+  if (a.has_userinfo() || a.encoded_host().empty()) throw bad("is not an address");
+  if (a.host_type() == boost::urls::host_type::ipv6) {
+    e.connect_host = std::string(a.host_address());
+  } else if (a.host_type() == boost::urls::host_type::ipvfuture) {
+    throw bad("is not an address");
+  } else {
+    e.connect_host = std::string(a.host());
+  }
+  if (a.has_port()) {
+    const auto port = a.port();
+    unsigned long n = 0;
+    const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
+    if (port.empty() || ec != std::errc() || end != port.data() + port.size() || n == 0 ||
+        n > 65535) {
+      throw bad("has no valid port");
+    }
+    e.connect_port = std::string(a.port());
+  } else {
+    e.connect_port = e.port;
+  }
+}
+
+}  // namespace
+
+Endpoint parse_endpoint(std::string_view endpoint, std::string_view region,
+                        std::string_view connect_to) {
+  Endpoint e = parse_url_endpoint(endpoint, region);
+  parse_connect_to(connect_to, e);
+  return e;
+}
+
 bool dns_compatible_bucket(std::string_view b, bool tls) {
   if (b.size() < 3 || b.size() > 63) return false;
   auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
@@ -90,6 +135,8 @@ Address make_address(const Endpoint& endpoint, S3Options::Addressing addressing,
   Address a;
   a.tls = endpoint.tls;
   a.port = endpoint.port;
+  a.connect_host = endpoint.connect_host;
+  a.connect_port = endpoint.connect_port;
   if (virtual_host) {
     a.host.reserve(bucket.size() + 1 + endpoint.host.size());
     a.host += bucket;

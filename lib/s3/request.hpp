@@ -21,10 +21,15 @@ struct Endpoint {
   std::string port;  ///< always set ("443", "80", ...)
   bool default_port = true;
   bool aws = false;  ///< the AWS endpoint (no override)
+  /// S3Options::connect_to: where to connect instead of the request's host ("" = no override).
+  std::string connect_host;  ///< DNS name or IP (IPv6 without brackets)
+  std::string connect_port;  ///< set whenever connect_host is
 };
 
-/// Throws shardy::error(errc::invalid_url) for an endpoint that is not http(s)://host[:port][/].
-Endpoint parse_endpoint(std::string_view endpoint, std::string_view region);
+/// Throws shardy::error(errc::invalid_url) for an endpoint that is not http(s)://host[:port][/]
+/// or a `connect_to` that is not host[:port] / [v6][:port].
+Endpoint parse_endpoint(std::string_view endpoint, std::string_view region,
+                        std::string_view connect_to = {});
 
 /// True when `bucket` can be a DNS label (virtual-host addressing): 3-63 chars of a-z 0-9 - and
 /// (over http only) '.', starting and ending with a letter or digit, not an IP address.
@@ -35,6 +40,8 @@ bool dns_compatible_bucket(std::string_view bucket, bool tls);
 struct Address {
   std::string host;  ///< connect / SNI host
   std::string port;
+  std::string connect_host;  ///< connect here instead of host:port when set (SNI stays host)
+  std::string connect_port;
   bool tls = true;
   std::string host_header;  ///< host[:port] ([v6]:port for IPv6)
   std::string path;         ///< "/bucket/a%20b" or "/a%20b"; "/bucket" or "/" for bucket ops

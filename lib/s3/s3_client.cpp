@@ -140,7 +140,7 @@ class S3ClientImpl : public std::enable_shared_from_this<S3ClientImpl> {
   S3ClientImpl(asio::any_io_executor ex, S3Options opts)
       : executor(std::move(ex)),
         options(std::move(opts)),
-        endpoint(s3::parse_endpoint(options.endpoint, options.region)),
+        endpoint(s3::parse_endpoint(options.endpoint, options.region, options.connect_to)),
         credentials(options.credentials ? options.credentials : make_default_credentials()),
         transport(executor, options) {
     if (options.retry.max_attempts == 0) options.retry.max_attempts = 1;

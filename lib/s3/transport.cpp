@@ -236,6 +236,12 @@ struct Transport::Impl : std::enable_shared_from_this<Impl> {
     key += a.host;
     key += ' ';
     key += a.port;
+    if (!a.connect_host.empty()) {  // S3Options::connect_to
+      key += " via ";
+      key += a.connect_host;
+      key += ' ';
+      key += a.connect_port;
+    }
     std::lock_guard lock(pools_mutex);
     auto it = pools.find(key);
     if (it == pools.end()) {
@@ -297,8 +303,8 @@ struct Transport::Impl : std::enable_shared_from_this<Impl> {
   // the late outcome is dropped with the channel. IP literals need no lookup.
   asio::awaitable<std::vector<tcp::endpoint>> resolve(const Address& a,
                                                       steady::time_point connect_deadline) {
-    const std::string& host = a.host;
-    const std::string& port = a.port;
+    const std::string& host = a.connect_host.empty() ? a.host : a.connect_host;
+    const std::string& port = a.connect_host.empty() ? a.port : a.connect_port;
     if (!resolver) {
       boost::system::error_code addr_ec;
       const auto ip = asio::ip::make_address(host, addr_ec);

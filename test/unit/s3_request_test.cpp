@@ -94,6 +94,85 @@ TEST(S3Addressing, VirtualHostAndPathStyle) {
             "/b/a//b/./../~%3D%3A");
 }
 
+TEST(S3Endpoint, ConnectToOverride) {
+  auto none = s3::parse_endpoint("http://s3.localhost:9000", "us-east-1");
+  EXPECT_TRUE(none.connect_host.empty());
+  EXPECT_TRUE(none.connect_port.empty());
+
+  auto ip = s3::parse_endpoint("http://s3.localhost:9000", "us-east-1", "127.0.0.1");
+  EXPECT_EQ(ip.host, "s3.localhost");
+  EXPECT_EQ(ip.connect_host, "127.0.0.1");
+  EXPECT_EQ(ip.connect_port, "9000");  // the endpoint's port
+
+  auto ip_port = s3::parse_endpoint("https://s3.example.com", "us-east-1", "10.0.0.7:9443");
+  EXPECT_EQ(ip_port.port, "443");
+  EXPECT_EQ(ip_port.connect_host, "10.0.0.7");
+  EXPECT_EQ(ip_port.connect_port, "9443");
+
+  auto v6 = s3::parse_endpoint("http://s3.localhost:9000", "us-east-1", "[::1]:8080");
+  EXPECT_EQ(v6.connect_host, "::1");
+  EXPECT_EQ(v6.connect_port, "8080");
+  auto v6_bare = s3::parse_endpoint("http://s3.localhost:9000", "us-east-1", "[::1]");
+  EXPECT_EQ(v6_bare.connect_host, "::1");
+  EXPECT_EQ(v6_bare.connect_port, "9000");
+
+  auto name = s3::parse_endpoint("", "eu-west-1", "vpce-1.s3.eu-west-1.vpce.amazonaws.com");
+  EXPECT_EQ(name.host, "s3.eu-west-1.amazonaws.com");
+  EXPECT_EQ(name.connect_host, "vpce-1.s3.eu-west-1.vpce.amazonaws.com");
+  EXPECT_EQ(name.connect_port, "443");
+
+  for (const char* bad : {"user@127.0.0.1", "127.0.0.1:0", "127.0.0.1:x", "127.0.0.1:99999",
+                          "http://127.0.0.1", "127.0.0.1/path", ":9000"}) {
+    try {
+      s3::parse_endpoint("http://s3.localhost:9000", "us-east-1", bad);
+      ADD_FAILURE() << bad;
+    } catch (const shardy::error& e) {
+      EXPECT_EQ(e.code(), shardy::errc::invalid_url) << bad;
+      EXPECT_NE(std::string(e.what()).find("connect_to"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(S3Addressing, ConnectToKeepsTheVirtualHostInHostHeaderAndSignature) {
+  auto ep = s3::parse_endpoint("http://s3.localhost:9000", "us-east-1", "127.0.0.1");
+  auto a = s3::make_address(ep, Addressing::virtual_host, "my-bucket", "dir/a b");
+  EXPECT_EQ(a.host, "my-bucket.s3.localhost");  // TLS SNI / verification name
+  EXPECT_EQ(a.port, "9000");
+  EXPECT_EQ(a.connect_host, "127.0.0.1");  // where the TCP connection goes
+  EXPECT_EQ(a.connect_port, "9000");
+  EXPECT_EQ(a.host_header, "my-bucket.s3.localhost:9000");
+  EXPECT_EQ(a.path, "/dir/a%20b");
+
+  shardy::Credentials creds{"AKID", "SECRET", "", std::nullopt};
+  s3::RequestParts parts;
+  parts.method = "GET";
+  parts.address = &a;
+  parts.payload_hash = s3::kEmptySha256;
+  auto now = std::chrono::system_clock::time_point(std::chrono::seconds(1440938160));
+  auto r = s3::prepare_request(parts, creds, "us-east-1", now);
+  EXPECT_EQ(r.target, "/dir/a%20b");
+  std::map<std::string, std::string> h(r.headers.begin(), r.headers.end());
+  EXPECT_EQ(h["host"], "my-bucket.s3.localhost:9000");
+  EXPECT_NE(r.canonical_request.find("\nhost:my-bucket.s3.localhost:9000\n"), std::string::npos)
+      << r.canonical_request;
+  EXPECT_EQ(r.canonical_request.find("127.0.0.1"), std::string::npos) << r.canonical_request;
+
+  // The signature is the one of the same request without the override.
+  auto plain_ep = s3::parse_endpoint("http://s3.localhost:9000", "us-east-1");
+  auto plain = s3::make_address(plain_ep, Addressing::virtual_host, "my-bucket", "dir/a b");
+  EXPECT_TRUE(plain.connect_host.empty());
+  parts.address = &plain;
+  auto r2 = s3::prepare_request(parts, creds, "us-east-1", now);
+  std::map<std::string, std::string> h2(r2.headers.begin(), r2.headers.end());
+  EXPECT_EQ(h2["authorization"], h["authorization"]);
+
+  // Path style with an override: path keeps the bucket, Host header stays the endpoint's.
+  auto p = s3::make_address(ep, Addressing::path, "my-bucket", "k");
+  EXPECT_EQ(p.host_header, "s3.localhost:9000");
+  EXPECT_EQ(p.path, "/my-bucket/k");
+  EXPECT_EQ(p.connect_host, "127.0.0.1");
+}
+
 TEST(S3PreparedRequest, HeadersTargetAndAuthorization) {
   auto ep = s3::parse_endpoint("http://127.0.0.1:9000", "us-east-1");
   auto addr = s3::make_address(ep, Addressing::path, "bucket", "a b");
