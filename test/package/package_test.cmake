@@ -96,14 +96,15 @@ elseif(MODE STREQUAL "pkg_config")
       ${flags})
   run_consumer("${bin}/shardy_consumer")
 elseif(MODE STREQUAL "add_subdirectory")
-  # Configure only (building would compile the whole library a second time): below the top
-  # level, tests, benchmarks, examples, the tool and the install rules default off, and
-  # shardy::shardy is what the parent project links. Targets come from CMake's file API.
+  # Configure, check, then build and run: below the top level, tests, benchmarks, examples, the
+  # tool and the install rules default off, shardy::shardy is what the parent project links
+  # (targets from CMake's file API), and the consumer built that way works. The build compiles
+  # the library a second time (plain flags, no sanitizers); ccache makes reruns quick.
   set(bin "${WORK}/add_subdirectory-build")
   file(REMOVE_RECURSE "${bin}")
   file(WRITE "${bin}/.cmake/api/v1/query/codemodel-v2" "")
   run(${CMAKE_COMMAND} -S "${here}/subdir_consumer" -B "${bin}" -G "${GENERATOR}"
-      "-DCMAKE_CXX_COMPILER=${CXX}" "-DSHARDY_SOURCE_DIR=${SOURCE_DIR}")
+      "-DCMAKE_CXX_COMPILER=${CXX}" ${launcher_args} "-DSHARDY_SOURCE_DIR=${SOURCE_DIR}")
   file(STRINGS "${bin}/CMakeCache.txt" cache REGEX "^SHARDY_(BUILD_[A-Z]+|INSTALL):")
   foreach(opt BUILD_TESTS BUILD_BENCHMARKS BUILD_EXAMPLES BUILD_TOOLS INSTALL)
     if(NOT cache MATCHES "SHARDY_${opt}:BOOL=OFF")
@@ -131,6 +132,17 @@ elseif(MODE STREQUAL "add_subdirectory")
   if(NOT deps MATCHES "\"shardy::@")
     message(FATAL_ERROR "shardy_consumer does not depend on shardy: ${deps}")
   endif()
+  # Paths under the source tree are hashed relative to it (the consumer build lives in WORK).
+  string(FIND "${WORK}" "${SOURCE_DIR}/" under_source)
+  if(under_source EQUAL 0)
+    set(ENV{CCACHE_BASEDIR} "${SOURCE_DIR}")
+  endif()
+  string(TIMESTAMP t0 "%s")
+  run(${CMAKE_COMMAND} --build "${bin}" --target shardy_consumer -j2)
+  string(TIMESTAMP t1 "%s")
+  math(EXPR took "${t1} - ${t0}")
+  message(STATUS "add_subdirectory build of shardy_consumer: ${took} s")
+  run_consumer("${bin}/shardy_consumer")
 elseif(MODE STREQUAL "clean")
   file(REMOVE_RECURSE "${WORK}")
 else()
