@@ -90,7 +90,7 @@ std::optional<Timestamp> parse_timestamp(std::string_view s) noexcept {
   if (s.empty()) return std::nullopt;
   if (s.size() < 10 || s[4] != '-') return parse_unix(s);
   Cursor c{s};
-  int y, mo, d;
+  int y = 0, mo = 0, d = 0;
   if (!c.digits(4, y) || !c.eat('-') || !c.digits(2, mo) || !c.eat('-') || !c.digits(2, d))
     return std::nullopt;
   year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
@@ -100,7 +100,7 @@ std::optional<Timestamp> parse_timestamp(std::string_view s) noexcept {
   char sep = c.peek();
   if (sep != 'T' && sep != 't' && sep != ' ' && sep != '_') return std::nullopt;
   ++c.i;
-  int hh, mm, ss = 0;
+  int hh = 0, mm = 0, ss = 0;
   if (!c.digits(2, hh) || !c.eat(':') || !c.digits(2, mm)) return std::nullopt;
   if (c.eat(':') && !c.digits(2, ss)) return std::nullopt;
   if (hh > 23 || mm > 59 || ss > 59) return std::nullopt;
@@ -120,7 +120,7 @@ std::optional<Timestamp> parse_timestamp(std::string_view s) noexcept {
   } else if (c.peek() == '+' || c.peek() == '-') {
     bool neg = c.peek() == '-';
     ++c.i;
-    int oh, om = 0;
+    int oh = 0, om = 0;
     if (!c.digits(2, oh)) return std::nullopt;
     if (!c.done()) {
       c.eat(':');
