@@ -345,10 +345,22 @@ std::size_t RangeSource::read(char* dst, std::size_t n, std::uint64_t offset) {
       };
       {
         Finish finish{*this, flight, want};
+        // Waiters get their own exception object (code + diagnostics), not the fetcher's: an
+        // exception object rethrown in several threads at once is shared by all of them.
         try {
           fetch_pages(want, span_limit, flight->pages);
+        } catch (const shardy::error& e) {
+          flight->error = std::current_exception();
+          flight->code = e.code();
+          flight->diagnostics = e.diagnostics();
+        } catch (const std::exception& e) {
+          flight->error = std::current_exception();
+          flight->code = make_error_code(errc::shard_error);
+          flight->diagnostics = e.what();
         } catch (...) {
           flight->error = std::current_exception();
+          flight->code = make_error_code(errc::shard_error);
+          flight->diagnostics = "page request of " + url() + " failed";
         }
         if (!flight->error)
           for (auto& [p, page] : flight->pages) {
@@ -369,7 +381,7 @@ std::size_t RangeSource::read(char* dst, std::size_t n, std::uint64_t offset) {
     for (auto& f : joined) {
       std::unique_lock lk(f->mu);
       f->cv.wait(lk, [&] { return f->done; });
-      if (f->error) std::rethrow_exception(f->error);
+      if (f->error) throw shardy::error(f->code, f->diagnostics);
     }
     missing.clear();
     for (std::uint32_t p : waiting) {

@@ -24,6 +24,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shardy/error.hpp>
 #include <shardy/object_store.hpp>
 #include <string>
 #include <string_view>
@@ -140,7 +141,9 @@ class RangeSource : public std::enable_shared_from_this<RangeSource> {
     std::mutex mu;
     std::condition_variable cv;
     bool done = false;
-    std::exception_ptr error;
+    std::exception_ptr error;  // the fetcher's own; waiters throw a copy of code + diagnostics
+    error_code code;
+    std::string diagnostics;
     std::unordered_map<std::uint32_t, std::string> pages;  // read-only once done
   };
   std::mutex flights_mu_;
