@@ -4,12 +4,9 @@
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <cstring>
 #include <future>
@@ -111,40 +108,20 @@ boost::asio::awaitable<void> RangeSource::prefetch_interior_chains() {
     else
       runs.emplace_back(p, p);
   }
-  // The runs are independent: up to open_parallel_requests of them in flight at once (they were
-  // one after another: ~70 round trips at open for an 88 MiB shard with 8-32 KB values).
-  std::atomic<std::size_t> next{0};
-  auto worker = [&]() -> boost::asio::awaitable<void> {
-    for (;;) {
-      const std::size_t i = next.fetch_add(1);
-      if (i >= runs.size()) co_return;
-      const std::uint32_t first = runs[i].first, last = runs[i].second;
-      const std::uint64_t off = std::uint64_t(first - 1) * ps;
-      GetOptions go;
-      go.range =
-          ByteRange::bounded(off, std::min<std::uint64_t>((last - first + 1) * ps, size_ - off));
-      go.if_match = etag_;
-      std::string url = opts_.db_object;
-      GetResult r = co_await store_->get(std::move(url), std::move(go));
-      counters_.open_requests += 1;
-      counters_.bytes += r.body.size();
-      for (std::uint32_t p : interior_chain_pages_)
-        if (p >= first && p <= last && std::uint64_t(p - first) * ps + ps <= r.body.size())
-          cache_.pin(p, r.body.substr(std::uint64_t(p - first) * ps, ps));
-    }
-  };
-  const std::size_t workers =
-      std::max<std::size_t>(1, std::min<std::size_t>(opts_.open_parallel_requests, runs.size()));
-  using Op = decltype(boost::asio::co_spawn(io_, worker(), boost::asio::deferred));
-  std::vector<Op> ops;
-  ops.reserve(workers);
-  for (std::size_t w = 0; w < workers; ++w)
-    ops.push_back(boost::asio::co_spawn(io_, worker(), boost::asio::deferred));
-  auto group = boost::asio::experimental::make_parallel_group(std::move(ops));
-  auto [order, exceptions] = co_await group.async_wait(boost::asio::experimental::wait_for_all(),
-                                                       boost::asio::use_awaitable);
-  for (auto& e : exceptions)
-    if (e) std::rethrow_exception(e);
+  for (auto [first, last] : runs) {
+    const std::uint64_t off = std::uint64_t(first - 1) * ps;
+    GetOptions go;
+    go.range =
+        ByteRange::bounded(off, std::min<std::uint64_t>((last - first + 1) * ps, size_ - off));
+    go.if_match = etag_;
+    std::string url = opts_.db_object;
+    GetResult r = co_await store_->get(std::move(url), std::move(go));
+    counters_.open_requests += 1;
+    counters_.bytes += r.body.size();
+    for (std::uint32_t p : interior_chain_pages_)
+      if (p >= first && p <= last && std::uint64_t(p - first) * ps + ps <= r.body.size())
+        cache_.pin(p, r.body.substr(std::uint64_t(p - first) * ps, ps));
+  }
 }
 
 boost::asio::awaitable<std::optional<std::string>> RangeSource::fetch_sidecar() {

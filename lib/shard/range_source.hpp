@@ -58,8 +58,6 @@ struct RangeSourceOptions {
   std::uint32_t chain_span_pages = 64;
   /// Bytes of shard.db read at open (header, page 1).
   std::uint32_t probe_bytes = 4096;
-  /// Requests in flight at once when open fetches the overflow chains of the sidecar's pages.
-  std::size_t open_parallel_requests = 8;
 };
 
 /// Counters of one range shard (monotonic; deterministic for a given sequence of reads).

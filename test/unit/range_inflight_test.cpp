@@ -20,9 +20,7 @@
 #include <thread>
 
 #include "range_test_support.hpp"
-#include "reader_test_util.hpp"
 #include "shard/range_source.hpp"
-#include "writer/sidecar_builder.hpp"
 
 namespace shardy::test {
 namespace {
@@ -35,11 +33,10 @@ using shard::RangeSourceOptions;
 class GatedStore final : public MemoryStore {
  public:
   std::atomic<bool> closed{false};
-  std::atomic<bool> only_pinned{false};  // hold only GETs with If-Match (page reads, not the probe)
-  std::atomic<int> held{0};              // GETs that arrived while closed
+  std::atomic<int> held{0};  // GETs that arrived while closed
 
   boost::asio::awaitable<GetResult> get(std::string url, GetOptions options = {}) override {
-    if (closed && (!only_pinned || !options.if_match.empty())) {
+    if (closed) {
       ++held;
       auto ex = co_await boost::asio::this_coro::executor;
       boost::asio::steady_timer t(ex);
@@ -295,52 +292,6 @@ TEST(RangeInflightIo, ReadOnAThreadPoolIoThreadFailsInsteadOfDeadlocking) {
   std::string page(src->page_size(), '\0');
   EXPECT_EQ(src->read(page.data(), page.size(), std::uint64_t(src->page_size()) * 2), page.size());
   pool.join();
-}
-
-// Open fetches the overflow chains of the sidecar's (interior) pages: independent requests, sent
-// several at a time rather than one after another. A shard whose every value overflows (so does
-// every interior cell), built here with its sidecar; the store holds the pinned GETs until
-// open_parallel_requests of them are waiting at once.
-TEST(RangeInflightOpen, ChainRequestsAtOpenAreSentInParallel) {
-  const auto tmp = make_temp_dir("range-open-parallel");
-  std::vector<std::pair<std::string, std::string>> rows;
-  for (std::uint32_t k = 0; k < 600; ++k) {
-    std::string key(8, '\0');
-    for (int b = 0; b < 4; ++b) key[7 - b] = static_cast<char>((k >> (8 * b)) & 0xff);
-    rows.emplace_back(key, std::string(6000 + k % 50, static_cast<char>('a' + k % 26)));
-  }
-  write_kv_shard(tmp / "shard.db", rows);
-  const std::string db = read_file(tmp / "shard.db");
-  auto store = std::make_shared<GatedStore>();
-  store->set("s3://b/s/shard.db", db);
-  store->set("s3://b/s/shard.sidecar", writer::build_sidecar(tmp / "shard.db", s3_etag(db)));
-  Io io;
-  RangeSourceOptions o;
-  o.db_object = "s3://b/s/shard.db";
-  o.sidecar_object = "s3://b/s/shard.sidecar";
-  o.open_parallel_requests = 4;
-  store->only_pinned = true;
-  store->closed = true;
-  auto opening = boost::asio::co_spawn(io.io, RangeSource::open(store, io.io.get_executor(), o),
-                                       boost::asio::use_future);
-  const bool parallel = wait_for([&] { return store->held.load() == 4; });
-  std::this_thread::sleep_for(50ms);
-  const int held = store->held.load();  // no fifth while four are waiting
-  store->closed = false;
-  auto src = opening.get();
-  EXPECT_TRUE(parallel) << store->held.load();
-  EXPECT_EQ(held, 4);
-  const auto m = src->metrics();
-  ASSERT_TRUE(m.sidecar_used) << to_string(m.sidecar_reject);
-  EXPECT_GT(m.open_requests, 1u + 4u);  // probe + more chain runs than parallel slots
-  // Every pinned GET of the open was an open request; lookups read right afterwards.
-  std::size_t pinned = 0;
-  for (auto& r : store->requests()) pinned += !r.if_match.empty();
-  EXPECT_EQ(pinned + 1, m.open_requests);
-  std::string page(src->page_size(), '\0');
-  const std::uint64_t last = db.size() / src->page_size();
-  EXPECT_EQ(src->read(page.data(), page.size(), (last - 1) * src->page_size()), page.size());
-  EXPECT_EQ(page, db.substr((last - 1) * src->page_size(), src->page_size()));
 }
 
 }  // namespace
