@@ -30,7 +30,7 @@
 #                    warm: 0 requests (client and server); open: 72.7 requests, p50 240 ms
 #   without sidecar  small 6.750 (max 20), p50 4.46x; large 12.033 (max 23), p50 9.17x;
 #                    all 7.631, p50 5.68x; warm 0; open 3 requests, p50 8.7 ms
-# Again at 10:49 UTC (after the in-flight de-dup and parallel chain fetches at open), load 6.4-8.9:
+# Again at 10:49 UTC (in-flight de-dup, and parallel chain fetches at open: since reverted), load 6.4-8.9:
 # every count identical (1.003 / 1.867 / 1.147 with, 6.750 / 12.033 / 7.631 without, warm 0);
 # raw GET p50 3.55 ms; small p50 1.04x, large 1.95x, all 1.34x (p90s 6-10x higher than at load
 # 4.7). Open p50 did not drop (248 ms vs 240 ms) with 8 chain GETs in flight; likely (not

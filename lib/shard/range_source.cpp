@@ -320,32 +320,37 @@ std::size_t RangeSource::read(char* dst, std::size_t n, std::uint64_t offset) {
           flight->cv.notify_all();
         }
       };
+      std::exception_ptr failure;
       {
         Finish finish{*this, flight, want};
-        // Waiters get their own exception object (code + diagnostics), not the fetcher's: an
-        // exception object rethrown in several threads at once is shared by all of them.
+        // Nothing of the fetcher's exception object is shared: waiters throw their own
+        // shardy::error from code + diagnostics, and flight->error (the "failed" mark) holds a
+        // separate copy. One exception object rethrown or released in several threads at once
+        // is a data race to ThreadSanitizer (libstdc++ counts its references uninstrumented).
         try {
           fetch_pages(want, span_limit, flight->pages);
         } catch (const shardy::error& e) {
-          flight->error = std::current_exception();
+          failure = std::current_exception();
           flight->code = e.code();
           flight->diagnostics = e.diagnostics();
         } catch (const std::exception& e) {
-          flight->error = std::current_exception();
+          failure = std::current_exception();
           flight->code = make_error_code(errc::shard_error);
           flight->diagnostics = e.what();
         } catch (...) {
-          flight->error = std::current_exception();
+          failure = std::current_exception();
           flight->code = make_error_code(errc::shard_error);
           flight->diagnostics = "page request of " + url() + " failed";
         }
+        if (failure)
+          flight->error = std::make_exception_ptr(shardy::error(flight->code, flight->diagnostics));
         if (!flight->error)
           for (auto& [p, page] : flight->pages) {
             if (!chain_of_.empty() && !chain_of_.contains(p)) note_chain_siblings(page, p);
             cache_.put(p, page);  // a copy: waiters read flight->pages
           }
       }
-      if (flight->error) std::rethrow_exception(flight->error);
+      if (failure) std::rethrow_exception(failure);
       for (std::uint32_t p : mine) {
         auto it = flight->pages.find(p);
         if (it == flight->pages.end())
