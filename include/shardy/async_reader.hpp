@@ -134,6 +134,16 @@ class ShardHandle {
   std::shared_ptr<detail::HandleState> s_;
 };
 
+/// Handles for many keys borrowed in one call (F-02): one handle per distinct shard the keys route
+/// to (each holds one of that shard's connections; the reference hands out one per distinct key),
+/// all pinning the same snapshot, on which every key was routed. handles[handle_of_key[i]] serves
+/// keys[i]; handles are in order of first appearance.
+struct ShardHandleSet {
+  std::vector<ShardHandle> handles;
+  std::vector<std::size_t> handle_of_key;
+  ShardHandle& for_key(std::size_t i) { return handles.at(handle_of_key.at(i)); }
+};
+
 class AsyncReader {
  public:
   using executor_type = boost::asio::any_io_executor;
@@ -237,6 +247,20 @@ class AsyncReader {
         token, core_, std::move(key));
   }
 
+  /// Borrows the shards of many keys at once (F-02, see ShardHandleSet), opening them as needed.
+  /// Empty `keys` give an empty set (still failing on a closed reader). Routing errors or a shard
+  /// that fails to open complete with an error and leave nothing pinned or borrowed.
+  /// Completion: void(error_code, ShardHandleSet).
+  template <boost::asio::completion_token_for<void(error_code, ShardHandleSet)> Token =
+                boost::asio::deferred_t>
+  auto async_borrow_shards_for_keys(std::vector<Key> keys, Token&& token = {}) const {
+    return boost::asio::async_initiate<Token, void(error_code, ShardHandleSet)>(
+        [](auto handler, std::shared_ptr<detail::ReaderCore> core, std::vector<Key> keys) {
+          initiate_borrow_keys(std::move(core), std::move(keys), std::move(handler));
+        },
+        token, core_, std::move(keys));
+  }
+
   /// The next chunk of a scan (at most chunk_size rows; empty when the scan is done).
   /// Completion: void(error_code, std::vector<ScanRow>).
   template <boost::asio::completion_token_for<void(error_code, std::vector<ScanRow>)> Token =
@@ -299,6 +323,9 @@ class AsyncReader {
   static void initiate_borrow_key(
       std::shared_ptr<detail::ReaderCore> core, Key key,
       boost::asio::any_completion_handler<void(error_code, ShardHandle)> handler);
+  static void initiate_borrow_keys(
+      std::shared_ptr<detail::ReaderCore> core, std::vector<Key> keys,
+      boost::asio::any_completion_handler<void(error_code, ShardHandleSet)> handler);
   static void initiate_next(
       std::shared_ptr<detail::ReaderCore> core, ScanCursor* cursor,
       boost::asio::any_completion_handler<void(error_code, std::vector<ScanRow>)> handler);

@@ -51,6 +51,8 @@ enum class errc : int {
   reader_closed,        ///< the reader was closed
   reader_not_open,      ///< the reader was used before it was opened
   would_deadlock,       ///< a blocking call was made from a thread of the reader's own io_context
+  pool_exhausted,       ///< no SQLite connection of a shard came free within pool_checkout_timeout
+                        ///< (B-04)
   rate_limit_exceeded,  ///< a request for more tokens than the rate limiter's burst
   cancelled,            ///< the operation was cancelled
   publish_error,        ///< a publish step failed (see diagnostics)

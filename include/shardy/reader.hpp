@@ -50,6 +50,8 @@ class Reader {
 
   ShardHandle borrow_shard(std::uint32_t db_id);
   ShardHandle borrow_shard_for_key(const Key& key);
+  /// One handle per distinct shard of `keys`, all on one snapshot (F-02; see ShardHandleSet).
+  ShardHandleSet borrow_shards_for_keys(const std::vector<Key>& keys);
 
   ScanCursor scan(std::uint32_t db_id, ScanOptions options = {}) const {
     return async_.scan(db_id, std::move(options));

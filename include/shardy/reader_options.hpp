@@ -82,6 +82,13 @@ struct ReaderOptions {
   std::int64_t mmap_size = 256ll << 20;
   /// SQLite connections per shard (bounds concurrent lookups on one shard).
   std::size_t max_connections_per_shard = 64;
+  /// Longest wait for a free SQLite connection of a shard when all of them are in use, in either
+  /// tier (reader-features B-04): only reachable while borrowed shard handles hold connections or
+  /// more lookups than connections run on one shard. Past it the lookup or borrow fails with
+  /// errc::pool_exhausted (retryable). The wait blocks the calling thread (for AsyncReader's warm
+  /// download-tier lookups, an io_context thread), so borrow fewer handles per shard than it has
+  /// connections. Must be > 0 (checked at construction, like the reference's ValueError).
+  std::chrono::milliseconds pool_checkout_timeout{30000};
 
   // --- behaviour ------------------------------------------------------------------------------
   /// Cold-start fallback budget (A-10, H-09): when the manifest _CURRENT names is malformed, try

@@ -69,6 +69,8 @@ class category final : public boost::system::error_category {
         return "blocking call from the reader's own io_context thread";
       case errc::rate_limit_exceeded:
         return "request exceeds the rate limiter's burst";
+      case errc::pool_exhausted:
+        return "no free shard connection within the checkout timeout";
       case errc::cancelled:
         return "operation cancelled";
       case errc::publish_error:
@@ -93,6 +95,7 @@ bool is_retryable(const error_code& ec) noexcept {
     case errc::timeout:
     case errc::connection_failed:
     case errc::truncated_body:
+    case errc::pool_exhausted:
       return true;
     default:
       return false;

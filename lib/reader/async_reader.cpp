@@ -190,6 +190,18 @@ void AsyncReader::initiate_borrow_key(
   spawn(core, std::move(a), std::move(handler), "borrow", false);
 }
 
+void AsyncReader::initiate_borrow_keys(
+    std::shared_ptr<ReaderCore> core, std::vector<Key> keys,
+    asio::any_completion_handler<void(error_code, ShardHandleSet)> handler) {
+  if (!core) {
+    complete_later(asio::any_io_executor(asio::system_executor()), std::move(handler),
+                   make_error_code(errc::reader_not_open), ShardHandleSet());
+    return;
+  }
+  auto a = core->borrow_for_keys(std::move(keys));
+  spawn(core, std::move(a), std::move(handler), "borrow", false);
+}
+
 void AsyncReader::initiate_next(
     std::shared_ptr<ReaderCore> core, ScanCursor* cursor,
     asio::any_completion_handler<void(error_code, std::vector<ScanRow>)> handler) {

@@ -30,6 +30,7 @@ std::shared_ptr<shard::ShardFactory> make_download_factory(const ReaderOptions& 
   d.remove_retired = o.remove_retired_shards;
   d.mmap_size = o.mmap_size;
   d.max_connections_per_shard = o.max_connections_per_shard;
+  d.checkout_timeout = o.pool_checkout_timeout;
   return shard::make_download_shard_factory(std::move(d));
 }
 
@@ -39,6 +40,7 @@ std::shared_ptr<shard::ShardFactory> make_range_factory(const ReaderOptions& o) 
   r.sidecar = o.range.use_sidecar ? shard::RangeShardOptions::sidecar_mode::automatic
                                   : shard::RangeShardOptions::sidecar_mode::never;
   r.max_connections = std::max<std::size_t>(1, o.range.max_connections_per_shard);
+  r.checkout_timeout = o.pool_checkout_timeout;
   return shard::make_range_shard_factory(r);
 }
 

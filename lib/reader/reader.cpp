@@ -157,6 +157,13 @@ ShardHandle Reader::borrow_shard_for_key(const Key& key) {
   return run_blocking(core, core->borrow(0, key));
 }
 
+ShardHandleSet Reader::borrow_shards_for_keys(const std::vector<Key>& keys) {
+  check_thread();
+  auto& core = async_.core_;
+  if (!core) throw_error(errc::reader_not_open, "the reader is not open");
+  return run_blocking(core, core->borrow_for_keys(keys));
+}
+
 std::vector<ScanRow> Reader::next(ScanCursor& cursor) {
   check_thread();
   auto& core = async_.core_;

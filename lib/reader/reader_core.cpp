@@ -65,6 +65,8 @@ SnapshotState::~SnapshotState() {
 ReaderCore::ReaderCore(asio::any_io_executor ex, std::string prefix, ReaderOptions options)
     : ex_(std::move(ex)), prefix_(std::move(prefix)), opts_(std::move(options)) {
   while (!prefix_.empty() && prefix_.back() == '/') prefix_.pop_back();
+  if (opts_.pool_checkout_timeout.count() <= 0)
+    throw_error(errc::invalid_argument, "pool_checkout_timeout must be > 0 (B-01)");
   logger_ = opts_.logger ? opts_.logger : default_logger();
   if (opts_.rate_limiter && opts_.metrics) opts_.rate_limiter->set_metrics(opts_.metrics);
   if (opts_.manifest_store) {
@@ -664,6 +666,11 @@ awaitable<ShardHandle> ReaderCore::borrow(std::uint32_t db_id, std::optional<Key
     throw_error(errc::invalid_argument, "db_id " + std::to_string(db_id) +
                                             " is not below num_dbs " +
                                             std::to_string(st->slots.size()));
+  co_return co_await borrow_on(std::move(st), db_id);
+}
+
+awaitable<ShardHandle> ReaderCore::borrow_on(std::shared_ptr<SnapshotState> st,
+                                             std::uint32_t db_id) {
   auto h = std::make_shared<HandleState>();
   h->slot = st->slots[db_id].get();
   h->reader = co_await ensure_open(st, db_id);
@@ -674,6 +681,25 @@ awaitable<ShardHandle> ReaderCore::borrow(std::uint32_t db_id, std::optional<Key
   }
   h->state = std::move(st);
   co_return make_handle(std::move(h));
+}
+
+awaitable<ShardHandleSet> ReaderCore::borrow_for_keys(std::vector<Key> keys) {
+  auto st = pin();  // reader_closed / reader_not_open, even for no keys
+  ShardHandleSet out;
+  out.handle_of_key.reserve(keys.size());
+  std::vector<std::uint32_t> ids;  // distinct shards, in order of first appearance
+  std::vector<std::size_t> index(st->slots.size(), SIZE_MAX);
+  for (const Key& k : keys) {
+    const std::uint32_t id = route(*st, k, RoutingContext{}).db_id;  // all routed before any borrow
+    if (index[id] == SIZE_MAX) {
+      index[id] = ids.size();
+      ids.push_back(id);
+    }
+    out.handle_of_key.push_back(index[id]);
+  }
+  out.handles.reserve(ids.size());
+  for (std::uint32_t id : ids) out.handles.push_back(co_await borrow_on(st, id));
+  co_return out;
 }
 
 ScanCursor ReaderCore::make_scan(std::uint32_t first, std::uint32_t last, ScanOptions o) const {

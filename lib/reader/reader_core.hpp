@@ -129,6 +129,7 @@ class ReaderCore : public std::enable_shared_from_this<ReaderCore> {
   /// Borrows shard `db_id`, or, when `key` is given, the shard the key routes to on the state
   /// this call pins (routing and pinning on one snapshot).
   boost::asio::awaitable<ShardHandle> borrow(std::uint32_t db_id, std::optional<Key> key = {});
+  boost::asio::awaitable<ShardHandleSet> borrow_for_keys(std::vector<Key> keys);
   boost::asio::awaitable<std::vector<ScanRow>> next(ScanCursor* cursor);
 
   // --- synchronous pieces --------------------------------------------------------------------
@@ -148,6 +149,8 @@ class ReaderCore : public std::enable_shared_from_this<ReaderCore> {
   std::vector<std::optional<Value>> try_multi_get_local(const std::vector<Key>& keys, bool& served);
 
   ScanCursor make_scan(std::uint32_t first, std::uint32_t last, ScanOptions o) const;
+  boost::asio::awaitable<ShardHandle> borrow_on(std::shared_ptr<SnapshotState> st,
+                                                std::uint32_t db_id);
   static ShardHandle make_handle(std::shared_ptr<HandleState> s) {
     ShardHandle h;
     h.s_ = std::move(s);

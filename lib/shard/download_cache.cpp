@@ -221,6 +221,7 @@ class DownloadShardFactory final : public ShardFactory,
     so.immutable = true;
     so.mmap_size = opts_.mmap_size;
     so.max_connections = opts_.max_connections_per_shard;
+    so.checkout_timeout = opts_.checkout_timeout;
     so.threading = LookupThreading::caller_thread;
     so.keep_alive = std::shared_ptr<LockFile>(std::move(lock));
     co_return open_sqlite_shard(std::move(so));

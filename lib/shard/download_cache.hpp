@@ -12,6 +12,7 @@
 // retires them (retire()), but only when no process holds them open (exclusive lock succeeds).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -26,6 +27,7 @@ struct DownloadCacheOptions {
   bool remove_retired = true;                  ///< drop entries a refresh retired (when unused)
   std::int64_t mmap_size = 256ll << 20;        ///< per connection
   std::size_t max_connections_per_shard = 64;  ///< concurrent lookups per shard
+  std::chrono::milliseconds checkout_timeout{30000};  ///< wait for a free connection (B-04)
 };
 
 std::shared_ptr<ShardFactory> make_download_shard_factory(DownloadCacheOptions options);

@@ -66,6 +66,7 @@ boost::asio::awaitable<std::shared_ptr<ShardReader>> open_sqlite_blocking(
   so.mmap_size = 0;  // the VFS has no xFetch
   so.cache_size_kib = options.sqlite_cache_kib;
   so.max_connections = options.max_connections;
+  so.checkout_timeout = options.checkout_timeout;
   so.threading = LookupThreading::blocking_pool;
   so.keep_alive = state;
   std::shared_ptr<ShardReader> sqlite = open_sqlite_shard(std::move(so));

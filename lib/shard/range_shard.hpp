@@ -6,6 +6,7 @@
 // is blocking_pool: the reader runs them on its blocking pool, never on an io thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -24,10 +25,11 @@ struct RangeShardOptions {
   /// always: try it for every shard; never: read plainly.
   enum class sidecar_mode : std::uint8_t { automatic, always, never };
   sidecar_mode sidecar = sidecar_mode::automatic;
-  std::uint32_t max_gap_pages = 0;   ///< see RangeSourceOptions
-  bool prefetch_chains = true;       ///< see RangeSourceOptions
-  std::size_t max_connections = 16;  ///< SQLite connections per shard
-  int sqlite_cache_kib = 2048;       ///< SQLite's own page cache per connection
+  std::uint32_t max_gap_pages = 0;                    ///< see RangeSourceOptions
+  bool prefetch_chains = true;                        ///< see RangeSourceOptions
+  std::size_t max_connections = 16;                   ///< SQLite connections per shard
+  std::chrono::milliseconds checkout_timeout{30000};  ///< wait for a free connection (B-04)
+  int sqlite_cache_kib = 2048;                        ///< SQLite's own page cache per connection
 };
 
 std::shared_ptr<ShardFactory> make_range_shard_factory(RangeShardOptions options = {});

@@ -4,7 +4,9 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <shardy/error.hpp>
+#include <string>
 #include <vector>
 
 namespace shardy::shard {
@@ -168,6 +170,7 @@ class SqliteShard final : public ShardReader, public std::enable_shared_from_thi
 
   std::unique_ptr<Connection> checkout() {
     std::unique_lock lock(mu_);
+    std::optional<std::chrono::steady_clock::time_point> deadline;
     for (;;) {
       if (!idle_.empty()) {
         auto c = std::move(idle_.back());
@@ -175,7 +178,13 @@ class SqliteShard final : public ShardReader, public std::enable_shared_from_thi
         return c;
       }
       if (opened_ < opts_.max_connections) break;
-      freed_.wait(lock);
+      if (!deadline) deadline = std::chrono::steady_clock::now() + opts_.checkout_timeout;
+      if (freed_.wait_until(lock, *deadline) == std::cv_status::timeout && idle_.empty() &&
+          opened_ >= opts_.max_connections)
+        throw_error(errc::pool_exhausted,
+                    "all " + std::to_string(opts_.max_connections) + " connections of shard " +
+                        opts_.path + " stayed in use for " +
+                        std::to_string(opts_.checkout_timeout.count()) + " ms (B-04)");
     }
     ++opened_;
     lock.unlock();

@@ -8,6 +8,7 @@
 // The range tier reuses this class with its own VFS (SqliteShardOptions::vfs).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -31,6 +32,9 @@ struct SqliteShardOptions {
   int cache_size_kib = 2048;
   /// Upper bound on connections opened for this shard (concurrent lookups beyond it wait).
   std::size_t max_connections = 64;
+  /// Longest wait for a free connection once max_connections are in use; then
+  /// error(errc::pool_exhausted) (reader-features B-04).
+  std::chrono::milliseconds checkout_timeout{30000};
   /// Declared threading of the lookups (download tier: caller_thread).
   LookupThreading threading = LookupThreading::caller_thread;
   /// Kept alive as long as the shard (e.g. a cache-entry lock, or VFS state).

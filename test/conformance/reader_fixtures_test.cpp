@@ -7,12 +7,15 @@
 // (download: a second open downloads nothing, M-03; range: nothing is ever downloaded).
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/json.hpp>
+#include <fstream>
+#include <future>
 #include <shardy/async_reader.hpp>
 #include <shardy/metrics.hpp>
 #include <shardy/reader.hpp>
@@ -245,6 +248,84 @@ INSTANTIATE_TEST_SUITE_P(Snapshots, ReaderFixtures,
                          [](const auto& info) {
                            return std::get<0>(info.param) + "_" + std::get<1>(info.param).name;
                          });
+
+// H-03: a malformed _CURRENT (not JSON, or JSON that breaks the pointer schema) is
+// errc::manifest_parse_error at open, with no fallback to the older manifests that are right
+// there (fallback covers a malformed manifest, H-09, not the pointer), and from refresh, where it
+// is reported, not swallowed, while the open reader keeps serving its snapshot. A copy of the
+// kv_history_fallback fixture (four manifests; the newest is corrupt, so a good open falls back
+// once) under a temp mapped root, so _CURRENT can be broken.
+TEST(ReaderPointer, MalformedPointerIsAParseErrorAtOpenAndRefresh_H03) {
+  const fs::path root = test::make_temp_dir("reader-h03");
+  const fs::path snap = root / "shardy-fixtures" / "snapshots" / "kv_history_fallback";
+  fs::create_directories(snap.parent_path());
+  fs::copy(test::fixtures_dir() / "snapshots" / "kv_history_fallback", snap,
+           fs::copy_options::recursive);
+  const std::string good = test::read_file(snap / "_CURRENT");
+  auto write_pointer = [&](const std::string& body) {
+    std::ofstream(snap / "_CURRENT", std::ios::binary | std::ios::trunc) << body;
+  };
+  ReaderOptions o;
+  o.object_root = root;
+  o.local_root = root / "cache";
+  o.max_fallback_attempts = 3;
+  struct FallbackCount final : MetricsSink {
+    std::atomic<int> n{0};
+    void on_fallback(std::string_view, std::string_view) override { ++n; }
+  };
+  auto fallbacks = std::make_shared<FallbackCount>();
+  o.metrics = fallbacks;
+  const std::string prefix = "s3://shardy-fixtures/snapshots/kv_history_fallback";
+
+  const std::string bad[] = {"not json", "{}", R"({"format_version":1})",
+                             R"({"format_version":1,"manifest_ref":42})"};
+  for (const auto& body : bad) {
+    SCOPED_TRACE(body);
+    write_pointer(body);
+    try {
+      Reader r(prefix, o);
+      ADD_FAILURE() << "opened with a malformed _CURRENT";
+    } catch (const error& e) {
+      EXPECT_EQ(e.code(), make_error_code(errc::manifest_parse_error)) << e.what();
+    }
+    std::promise<error_code> opened;
+    asio::thread_pool pool(1);
+    AsyncReader::async_open(pool.get_executor(), prefix, o,
+                            [&](error_code ec, AsyncReader) { opened.set_value(ec); });
+    EXPECT_EQ(opened.get_future().get(), make_error_code(errc::manifest_parse_error));
+    pool.join();
+  }
+  EXPECT_EQ(fallbacks->n.load(), 0);
+
+  write_pointer(good);
+  Reader reader(prefix, o);
+  EXPECT_EQ(fallbacks->n.load(), 1);  // the corrupt newest manifest (H-09), as in the fixture
+  const auto lines = test::read_lines(test::fixtures_dir() / "expected" / "kv_history_fallback" /
+                                      "expected.jsonl");
+  ASSERT_FALSE(lines.empty());
+  json::object first;
+  for (const auto& l : lines) {
+    first = json::parse(l).as_object();
+    if (first.at("kind") == "written" && first.at("value_hex").is_string()) break;
+  }
+  ASSERT_TRUE(first.at("value_hex").is_string());
+  const Key k = Key::integer(first.at("key").as_int64());
+  const auto want = test::from_hex(first.at("value_hex").as_string());
+  ASSERT_EQ(reader.get(k), std::optional<Value>(want));
+  for (const auto& body : bad) {
+    SCOPED_TRACE(body);
+    write_pointer(body);
+    error_code ec;
+    EXPECT_FALSE(reader.refresh(ec));
+    EXPECT_EQ(ec, make_error_code(errc::manifest_parse_error));
+    EXPECT_THROW(reader.refresh(), error);
+    EXPECT_EQ(reader.get(k), std::optional<Value>(want));  // still serving
+  }
+  EXPECT_EQ(fallbacks->n.load(), 1);
+  write_pointer(good);
+  EXPECT_FALSE(reader.refresh());  // unchanged pointer
+  fs::remove_all(root);
+}
 
 }  // namespace
 }  // namespace shardy

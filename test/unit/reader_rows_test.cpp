@@ -2,13 +2,14 @@
 // the KV gate for vector-only snapshots at open and at refresh, CEL snapshots refused
 // (E-04), partial eager-open failures, concurrent refreshes (B-06), close during a
 // refresh (C-05), handles released from a foreign thread (C-07), a missing manifest object
-// (H-06) and shard failures during an eager refresh (H-12).
+// (H-06), shard failures during an eager refresh (H-12) and pool exhaustion (B-04) and borrowing
+// for many keys (F-02).
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <boost/asio/thread_pool.hpp>
-#include <boost/asio/use_future.hpp>
 #include <future>
+#include <set>
 #include <shardy/async_reader.hpp>
 #include <shardy/metrics.hpp>
 #include <shardy/reader.hpp>
@@ -36,6 +37,20 @@ AsyncReader open_async(asio::thread_pool& pool, const std::string& prefix, Reade
         else
           p.set_value(std::move(r));
       });
+  return f.get();
+}
+
+// Any other async reader call, waited for the same way.
+template <typename T, typename Start>
+T wait_for(Start start) {
+  std::promise<T> p;
+  auto f = p.get_future();
+  start([&p](error_code ec, T v) {
+    if (ec)
+      p.set_exception(std::make_exception_ptr(boost::system::system_error(ec)));
+    else
+      p.set_value(std::move(v));
+  });
   return f.get();
 }
 
@@ -147,6 +162,81 @@ TEST_F(RowsFixture, EagerOpenPartialFailureReportsTheShardError_A15) {
     }
   }
   EXPECT_GT(served, 50u);
+}
+
+// B-04: with every connection of a shard held by borrowed handles, a lookup on that shard waits
+// pool_checkout_timeout and then fails with errc::pool_exhausted (retryable) instead of hanging;
+// other shards are unaffected, and releasing a handle makes the same lookup succeed. A timeout of
+// zero is refused at construction (B-01). Both tiers share the checkout (range: same class).
+TEST_F(RowsFixture, PoolExhaustionFailsAfterTheCheckoutTimeout_B04) {
+  snap.publish("run1", 2, rows_for(0, 20, "p"));
+  auto zero = options();
+  zero.pool_checkout_timeout = std::chrono::milliseconds(0);
+  EXPECT_EQ(error_of([&] { Reader r(snap.prefix, zero); }), errc::invalid_argument);
+
+  for (AccessMode mode : {AccessMode::download, AccessMode::range}) {
+    SCOPED_TRACE(mode == AccessMode::download ? "download" : "range");
+    auto o = options();
+    o.access_mode = mode;
+    o.max_connections_per_shard = 1;
+    o.range.max_connections_per_shard = 1;
+    o.pool_checkout_timeout = std::chrono::milliseconds(50);
+    Reader reader(snap.prefix, o);
+    int on0 = -1, on1 = -1;
+    for (int k = 0; k < 20 && (on0 < 0 || on1 < 0); ++k)
+      (reader.route_key(Key::integer(k)) == 0 ? on0 : on1) = k;
+    ASSERT_GE(on0, 0);
+    ASSERT_GE(on1, 0);
+
+    ShardHandle held = reader.borrow_shard(0);
+    ASSERT_NE(held.native_handle(), nullptr);
+    const auto t0 = std::chrono::steady_clock::now();
+    error_code ec;
+    auto v = reader.get(Key::integer(on0), ec);
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    EXPECT_EQ(ec, make_error_code(errc::pool_exhausted));
+    EXPECT_TRUE(is_retryable(ec));
+    EXPECT_FALSE(v.has_value());
+    EXPECT_GE(waited, std::chrono::milliseconds(50));
+    EXPECT_LT(waited, std::chrono::seconds(5));
+    // A second borrow of the same shard waits and fails the same way.
+    EXPECT_EQ(error_of([&] { auto h = reader.borrow_shard(0); }), errc::pool_exhausted);
+    // The other shard still answers.
+    EXPECT_EQ(reader.get(Key::integer(on1)), std::optional<Value>("p:" + std::to_string(on1)));
+
+    // A lookup blocked on the pool gets the connection as soon as the handle is released.
+    std::thread releaser([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      held.release();
+    });
+    auto got = reader.get(Key::integer(on0), ec);
+    releaser.join();
+    if (ec) {
+      // The release raced past the 50 ms window (a loaded machine): retry, as a caller would.
+      EXPECT_EQ(ec, make_error_code(errc::pool_exhausted));
+      got = reader.get(Key::integer(on0));
+    }
+    EXPECT_EQ(got, std::optional<Value>("p:" + std::to_string(on0)));
+
+    // The async reader fails the same way.
+    asio::thread_pool pool(2);
+    AsyncReader ar = open_async(pool, snap.prefix, o);
+    ShardHandle held2 =
+        wait_for<ShardHandle>([&](auto cb) { ar.async_borrow_shard(0, std::move(cb)); });
+    try {
+      wait_for<std::optional<Value>>(
+          [&](auto cb) { ar.async_get(Key::integer(on0), std::move(cb)); });
+      ADD_FAILURE() << "async get succeeded with the pool exhausted";
+    } catch (const boost::system::system_error& e) {
+      EXPECT_EQ(e.code(), make_error_code(errc::pool_exhausted));
+    }
+    held2.release();
+    EXPECT_EQ(wait_for<std::optional<Value>>(
+                  [&](auto cb) { ar.async_get(Key::integer(on0), std::move(cb)); }),
+              std::optional<Value>("p:" + std::to_string(on0)));
+    ar.close();
+    pool.join();
+  }
 }
 
 // B-06: refreshes are serialized; two threads refreshing towards the same new manifest: exactly
@@ -328,6 +418,67 @@ TEST_F(RowsFixture, KeyMetadataEncoderAndHandleBatch_E11_E14_F04_F07_F08) {
   EXPECT_TRUE(reader.refresh());
   EXPECT_EQ(reader.get(Key::integer(42)), std::optional<Value>("v42"));
   EXPECT_LE(cache_entries(), 2u);  // run1's files removed: nothing pinned run1
+}
+
+// F-02: borrowing for many keys in one call gives one handle per distinct shard (not per key: each
+// handle holds a connection), duplicates share a handle, every handle serves its keys and pins
+// the snapshot the keys were routed on (a refresh after the borrow does not move them). Empty
+// input gives an empty set, but a closed reader still fails (the reference's concurrent reader
+// skips that check). A key that cannot be routed fails the whole call and borrows nothing.
+TEST_F(RowsFixture, BorrowForManyKeysOneHandlePerShard_F02) {
+  snap.publish("run1", 4, rows_for(0, 40, "m"));
+  Reader reader(snap.prefix, options());
+  std::vector<Key> keys;
+  for (int k : {3, 7, 3, 11, 19, 23, 7, 31}) keys.push_back(Key::integer(k));
+  std::set<std::uint32_t> shards;
+  for (const auto& k : keys) shards.insert(reader.route_key(k));
+  ASSERT_GE(shards.size(), 2u);
+
+  auto check = [&](ShardHandleSet& set, const std::string& tag) {
+    ASSERT_EQ(set.handle_of_key.size(), keys.size());
+    EXPECT_EQ(set.handles.size(), shards.size());
+    EXPECT_EQ(set.handle_of_key[0], set.handle_of_key[2]);  // key 3 twice
+    EXPECT_EQ(set.handle_of_key[1], set.handle_of_key[6]);  // key 7 twice
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      auto& h = set.for_key(i);
+      EXPECT_EQ(h.db_id(), reader.route_key(keys[i])) << i;
+      EXPECT_EQ(h.get(reader.encode_key(keys[i])),
+                std::optional<Value>(tag + ":" + std::to_string(*keys[i].as_int64())))
+          << i;
+    }
+  };
+  auto set = reader.borrow_shards_for_keys(keys);
+  check(set, "m");
+  snap.publish("run2", 4, rows_for(0, 40, "n"));
+  ASSERT_TRUE(reader.refresh());
+  check(set, "m");  // pinned on run1
+  EXPECT_EQ(reader.get(keys[0]), std::optional<Value>("n:3"));
+  set = ShardHandleSet{};
+
+  asio::thread_pool pool(2);
+  AsyncReader ar = open_async(pool, snap.prefix, options());
+  auto aset = wait_for<ShardHandleSet>(
+      [&](auto cb) { ar.async_borrow_shards_for_keys(keys, std::move(cb)); });
+  check(aset, "n");
+  EXPECT_TRUE(wait_for<ShardHandleSet>([&](auto cb) {
+                ar.async_borrow_shards_for_keys({}, std::move(cb));
+              }).handles.empty());
+  aset = ShardHandleSet{};
+  ar.close();
+  try {
+    wait_for<ShardHandleSet>([&](auto cb) { ar.async_borrow_shards_for_keys({}, std::move(cb)); });
+    ADD_FAILURE() << "borrowed from a closed reader";
+  } catch (const boost::system::system_error& e) {
+    EXPECT_EQ(e.code(), make_error_code(errc::reader_closed));
+  }
+  pool.join();
+
+  EXPECT_TRUE(reader.borrow_shards_for_keys({}).handles.empty());
+  auto bad = keys;
+  bad.push_back(Key::unsigned_integer(1ull << 63));
+  EXPECT_EQ(error_of([&] { reader.borrow_shards_for_keys(bad); }), errc::key_not_routable);
+  reader.close();
+  EXPECT_EQ(error_of([&] { reader.borrow_shards_for_keys({}); }), errc::reader_closed);
 }
 
 }  // namespace
