@@ -13,7 +13,6 @@
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
-#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -25,6 +24,7 @@
 #include <shardy/metrics.hpp>
 #include <shardy/s3_client.hpp>
 
+#include "core/run_workers.hpp"
 #include "s3/request.hpp"
 #include "s3/retry.hpp"
 #include "s3/sigv4.hpp"
@@ -631,15 +631,7 @@ class S3ClientImpl : public std::enable_shared_from_this<S3ClientImpl> {
       }
     };
     const std::size_t workers = std::max<std::size_t>(1, std::min(req.max_parallel, groups.size()));
-    using Op = decltype(asio::co_spawn(executor, worker(), asio::deferred));
-    std::vector<Op> ops;
-    ops.reserve(workers);
-    for (std::size_t w = 0; w < workers; ++w) {
-      ops.push_back(asio::co_spawn(executor, worker(), asio::deferred));
-    }
-    auto group = asio::experimental::make_parallel_group(std::move(ops));
-    auto [completion_order, exceptions] =
-        co_await group.async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+    std::exception_ptr failure = co_await detail::run_workers(executor, workers, worker);
     for (auto& g : groups) {
       ctx.attempts += g.ctx.attempts;
       if (g.ctx.status) {
@@ -647,9 +639,7 @@ class S3ClientImpl : public std::enable_shared_from_this<S3ClientImpl> {
         ctx.request_id = g.ctx.request_id;
       }
     }
-    for (auto& e : exceptions) {
-      if (e) std::rethrow_exception(e);
-    }
+    if (failure) std::rethrow_exception(failure);
     // Assemble: every group must be the same object version.
     for (auto& g : groups) {
       std::uint64_t body_first = g.first;

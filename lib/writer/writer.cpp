@@ -7,7 +7,6 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
-#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -16,6 +15,7 @@
 #include <random>
 #include <shardy/writer.hpp>
 
+#include "core/run_workers.hpp"
 #include "writer/run_record.hpp"
 #include "writer/shard_spill.hpp"
 #include "writer/sidecar_builder.hpp"
@@ -528,20 +528,10 @@ asio::awaitable<BuildResult> BuildJob::run() {
     report(BuildProgress::phase::building);
     {
       auto strand = asio::make_strand(ex);
-      using Op = decltype(asio::co_spawn(strand, lane(pool), asio::deferred));
-      std::vector<Op> lanes;
       const std::size_t n = std::min(o_.max_concurrent_uploads, todo_.size());
-      for (std::size_t i = 0; i < n; ++i) {
-        lanes.push_back(asio::co_spawn(strand, lane(pool), asio::deferred));
-      }
-      if (!lanes.empty()) {
-        auto group = asio::experimental::make_parallel_group(std::move(lanes));
-        auto wait = group.async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
-        auto [order, errors] = co_await std::move(wait);
-        for (auto& e : errors) {
-          if (e) std::rethrow_exception(e);
-        }
-      }
+      auto make_lane = [this, &pool] { return lane(pool); };
+      std::exception_ptr failure = co_await detail::run_workers(strand, n, make_lane);
+      if (failure) std::rethrow_exception(failure);
     }
     std::sort(shards_.begin(), shards_.end(),
               [](const ShardMeta& a, const ShardMeta& b) { return a.db_id < b.db_id; });
