@@ -5,7 +5,8 @@
 // Not boost::asio::experimental::make_parallel_group over a range: Boost 1.81's ranged launch
 // reads the range (range.size()) after starting the operations, so when they run on other threads
 // and all finish first, the awaiting coroutine resumes and frees the range under it (an ASan
-// heap-use-after-free seen in the range tier's conformance tests).
+// heap-use-after-free seen in the range tier's conformance tests with a parallel chain fetch, since
+// reverted).
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
