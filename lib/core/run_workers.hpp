@@ -1,5 +1,5 @@
 // Runs a fixed number of worker coroutines at once and waits for all of them: the shape shared by
-// the S3 multi-range fetch, the range tier's sidecar chain fetch and the writer's upload lanes
+// the S3 multi-range fetch and the writer's upload lanes
 // (each worker pulls tasks from a shared counter until none are left).
 //
 // Not boost::asio::experimental::make_parallel_group over a range: Boost 1.81's ranged launch
