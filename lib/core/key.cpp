@@ -96,8 +96,11 @@ std::optional<std::uint64_t> Key::as_uint64() const noexcept {
 
 std::string Key::to_string() const {
   switch (kind_) {
-    case kind::integer:
-      return (negative_ ? "-" : "") + std::to_string(magnitude_);
+    case kind::integer: {
+      std::string s = negative_ ? "-" : "";  // not `"-" + std::to_string(...)`: g++ 12 -Wrestrict
+      s += std::to_string(magnitude_);
+      return s;
+    }
     case kind::text:
       return data_;
     case kind::bytes: {

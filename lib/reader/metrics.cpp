@@ -99,8 +99,15 @@ void counter(std::string& out, const std::string& name, std::string_view help, s
              std::string_view labels = {}) {
   out += "# HELP " + name + " " + std::string(help) + "\n# TYPE " + name + " counter\n";
   out += name;
-  if (!labels.empty()) out += "{" + std::string(labels) + "}";
-  out += " " + std::to_string(value) + "\n";
+  if (!labels
+           .empty()) {  // appended piece by piece: `"{" + std::string(...)` trips g++ 12 -Wrestrict
+    out += '{';
+    out += labels;
+    out += '}';
+  }
+  out += ' ';
+  out += std::to_string(value);
+  out += '\n';
 }
 
 // Two series of one counter family with a label.
