@@ -27,26 +27,9 @@ namespace {
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
 
-// Opens on the pool and waits (a callback into a promise: async_open with use_future inline in
-// these tests trips a g++ 12 -Wmaybe-uninitialized false positive inside Boost's use_future).
-AsyncReader open_async(asio::thread_pool& pool, const std::string& prefix, ReaderOptions o) {
-  std::promise<AsyncReader> p;
-  auto f = p.get_future();
-  AsyncReader::async_open(
-      pool.get_executor(), prefix, std::move(o), [&p](error_code ec, AsyncReader r) {
-        if (ec)
-          p.set_exception(std::make_exception_ptr(boost::system::system_error(ec)));
-        else
-          p.set_value(std::move(r));
-      });
-  return f.get();
-}
-
-std::map<std::int64_t, std::string> rows_for(int from, int to, const std::string& tag) {
-  std::map<std::int64_t, std::string> rows;
-  for (int k = from; k < to; ++k) rows[k] = tag + ":" + std::to_string(k);
-  return rows;
-}
+using test::open_async;
+using test::rows_for;
+using test::wait_for;
 
 struct ConcurrencyFixture : ::testing::Test {
   fs::path root = test::make_temp_dir("reader-conc");

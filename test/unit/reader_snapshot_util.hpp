@@ -3,9 +3,12 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <functional>
+#include <future>
 #include <map>
 #include <mutex>
+#include <shardy/async_reader.hpp>
 #include <shardy/manifest.hpp>
 #include <shardy/manifest_store.hpp>
 #include <shardy/routing.hpp>
@@ -131,5 +134,35 @@ struct SnapshotWriter {
     return ref;
   }
 };
+
+/// Waits for an async reader call made with a callback into a promise (use_future inline in these
+/// tests trips a g++ 12 -Wmaybe-uninitialized false positive inside Boost's use_future).
+template <typename T, typename Start>
+T wait_for(Start start) {
+  std::promise<T> p;
+  auto f = p.get_future();
+  start([&p](error_code ec, T v) {
+    if (ec)
+      p.set_exception(std::make_exception_ptr(boost::system::system_error(ec)));
+    else
+      p.set_value(std::move(v));
+  });
+  return f.get();
+}
+
+/// Opens an AsyncReader on the pool and waits.
+inline AsyncReader open_async(boost::asio::thread_pool& pool, const std::string& prefix,
+                              ReaderOptions o) {
+  return wait_for<AsyncReader>([&](auto cb) {
+    AsyncReader::async_open(pool.get_executor(), prefix, std::move(o), std::move(cb));
+  });
+}
+
+/// Rows k -> "<tag>:k" for k in [from, to).
+inline std::map<std::int64_t, std::string> rows_for(int from, int to, const std::string& tag) {
+  std::map<std::int64_t, std::string> rows;
+  for (int k = from; k < to; ++k) rows[k] = tag + ":" + std::to_string(k);
+  return rows;
+}
 
 }  // namespace shardy::test
