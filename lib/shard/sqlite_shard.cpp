@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <array>
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -115,6 +117,10 @@ class SqliteShard final : public ShardReader, public std::enable_shared_from_thi
     opened_ = 1;
   }
 
+  ~SqliteShard() override {
+    for (auto& h : home_) delete h.conn.exchange(nullptr, std::memory_order_acquire);
+  }
+
   std::optional<Value> get(std::string_view key) override {
     Lease lease(*this);
     sqlite3_stmt* s = lease.conn->get;
@@ -168,7 +174,40 @@ class SqliteShard final : public ShardReader, public std::enable_shared_from_thi
     std::unique_ptr<Connection> conn;
   };
 
+  // The pool. Each thread has a home slot (its own cache line) per shard: a lookup takes the
+  // connection parked there and puts it back afterwards, with no lock and no cache line that
+  // another thread writes, and the connection's SQLite state (statement, cursor, page headers)
+  // stays in that thread's core cache, like a connection per thread. Only a thread whose slot is
+  // empty (first use, a second concurrent lookup, a collision of slots) takes the mutex: it reuses
+  // an idle connection, opens a new one while fewer than max_connections exist, and otherwise
+  // takes one parked in another thread's slot or waits for one (B-04).
+  static constexpr std::size_t kHomeSlots = 8;
+  struct alignas(64) HomeSlot {
+    std::atomic<Connection*> conn{nullptr};
+  };
+
+  static std::size_t home_index() noexcept {
+    static std::atomic<std::size_t> next{0};
+    thread_local const std::size_t index = next.fetch_add(1, std::memory_order_relaxed);
+    return index % kHomeSlots;
+  }
+
+  // A connection parked in another thread's home slot (called with mu_ held).
+  std::unique_ptr<Connection> steal() noexcept {
+    for (auto& h : home_)
+      if (h.conn.load(std::memory_order_seq_cst))
+        if (Connection* c = h.conn.exchange(nullptr, std::memory_order_acq_rel))
+          return std::unique_ptr<Connection>(c);
+    return nullptr;
+  }
+
   std::unique_ptr<Connection> checkout() {
+    if (Connection* c = home_[home_index()].conn.exchange(nullptr, std::memory_order_acquire))
+      return std::unique_ptr<Connection>(c);
+    return checkout_slow();
+  }
+
+  std::unique_ptr<Connection> checkout_slow() {
     std::unique_lock lock(mu_);
     std::optional<std::chrono::steady_clock::time_point> deadline;
     for (;;) {
@@ -178,13 +217,23 @@ class SqliteShard final : public ShardReader, public std::enable_shared_from_thi
         return c;
       }
       if (opened_ < opts_.max_connections) break;
+      if (auto c = steal()) return c;
       if (!deadline) deadline = std::chrono::steady_clock::now() + opts_.checkout_timeout;
-      if (freed_.wait_until(lock, *deadline) == std::cv_status::timeout && idle_.empty() &&
-          opened_ >= opts_.max_connections)
+      // Announce the wait before the last look at the home slots: a checkin that parks a
+      // connection after this sees waiters_ and hands it over through idle_ (see checkin).
+      waiters_.fetch_add(1, std::memory_order_seq_cst);
+      auto c = steal();
+      auto status = std::cv_status::no_timeout;
+      if (!c && idle_.empty()) status = freed_.wait_until(lock, *deadline);
+      waiters_.fetch_sub(1, std::memory_order_seq_cst);
+      if (c) return c;
+      if (status == std::cv_status::timeout && idle_.empty() && opened_ >= opts_.max_connections) {
+        if (auto s = steal()) return s;
         throw_error(errc::pool_exhausted,
                     "all " + std::to_string(opts_.max_connections) + " connections of shard " +
                         opts_.path + " stayed in use for " +
                         std::to_string(opts_.checkout_timeout.count()) + " ms (B-04)");
+      }
     }
     ++opened_;
     lock.unlock();
@@ -199,6 +248,15 @@ class SqliteShard final : public ShardReader, public std::enable_shared_from_thi
   }
 
   void checkin(std::unique_ptr<Connection> c) {
+    auto& home = home_[home_index()].conn;
+    Connection* expected = nullptr;
+    if (home.compare_exchange_strong(expected, c.get(), std::memory_order_seq_cst)) {
+      c.release();
+      if (waiters_.load(std::memory_order_seq_cst) == 0) return;
+      // A thread waits for a connection: hand this one over unless someone took it already.
+      c.reset(home.exchange(nullptr, std::memory_order_acq_rel));
+      if (!c) return;
+    }
     {
       std::lock_guard lock(mu_);
       idle_.push_back(std::move(c));
@@ -207,6 +265,8 @@ class SqliteShard final : public ShardReader, public std::enable_shared_from_thi
   }
 
   SqliteShardOptions opts_;
+  std::array<HomeSlot, kHomeSlots> home_;
+  std::atomic<std::size_t> waiters_{0};
   std::mutex mu_;
   std::condition_variable freed_;
   std::vector<std::unique_ptr<Connection>> idle_;

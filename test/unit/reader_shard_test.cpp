@@ -128,6 +128,73 @@ TEST(ReaderShard, ConcurrentLookupsOnOneShardAndBorrowedConnection) {
   EXPECT_EQ(wrong.load(), 0);
 }
 
+// Connections go back to the returning thread's home slot (no lock on the warm path). A caller
+// waiting for a connection (all max_connections in use) must get one as soon as it is returned,
+// even though it is parked in another thread's slot: not after checkout_timeout, and not an
+// error.
+TEST(ReaderShard, ReturnedConnectionServesAWaiterAtOnce_B04) {
+  auto dir = test::make_temp_dir("shard-handover");
+  test::write_kv_shard(dir / "shard.db", sample_rows(10));
+  shard::SqliteShardOptions o;
+  o.path = (dir / "shard.db").string();
+  o.max_connections = 1;
+  o.checkout_timeout = std::chrono::milliseconds(20000);
+  auto s = shard::open_sqlite_shard(o);
+  for (int round = 0; round < 3; ++round) {
+    auto lease = s->borrow_connection();  // the only connection
+    ASSERT_TRUE(lease);
+    std::atomic<bool> started{false};
+    std::optional<Value> got;
+    std::chrono::steady_clock::duration waited{};
+    std::thread waiter([&] {
+      started = true;
+      const auto t0 = std::chrono::steady_clock::now();
+      got = s->get(be64(4));
+      waited = std::chrono::steady_clock::now() - t0;
+    });
+    while (!started) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    lease = {};  // returned on this thread: parked in its home slot, then handed over
+    waiter.join();
+    EXPECT_EQ(got, std::optional<Value>("value-2"));
+    EXPECT_LT(waited, std::chrono::seconds(10)) << "round " << round;
+    // The connection now sits in the waiter's (finished) thread's slot; this thread still gets it.
+    EXPECT_EQ(s->get(be64(6)), std::optional<Value>("value-3"));
+  }
+}
+
+// More threads than home slots and fewer connections than threads: every lookup is right and
+// nothing waits for checkout_timeout (the pool never reports exhaustion while connections come
+// back).
+TEST(ReaderShard, ManyThreadsShareFewConnections) {
+  auto dir = test::make_temp_dir("shard-many");
+  test::write_kv_shard(dir / "shard.db", sample_rows(500));
+  shard::SqliteShardOptions o;
+  o.path = (dir / "shard.db").string();
+  o.max_connections = 2;
+  o.checkout_timeout = std::chrono::milliseconds(20000);
+  auto s = shard::open_sqlite_shard(o);
+  std::atomic<int> wrong{0}, failed{0};
+  std::vector<std::thread> threads;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int t = 0; t < 12; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 500; ++i) {
+        const int k = (i * 13 + t) % 500;
+        try {
+          auto v = s->get(be64(static_cast<std::uint64_t>(k) * 2));
+          if (!v || *v != "value-" + std::to_string(k)) ++wrong;
+        } catch (const error&) {
+          ++failed;
+        }
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(15));
+}
+
 // --- download-and-cache ---------------------------------------------------------------------
 
 struct CacheFixture {
