@@ -26,6 +26,42 @@ bool on_io_thread(const boost::asio::any_io_executor& ex) {
   return false;
 }
 
+// One page GET's outcome, settled on the io thread that ran it: the response, or the error as
+// code + text. read() waits for it on another thread; handing it an exception object instead
+// (std::future rethrowing the io thread's exception_ptr) shares one object between the two
+// threads, whose reference count libstdc++ keeps with atomics ThreadSanitizer does not see:
+// the io thread's release (and free) of that object races with the reader's use of it in
+// TSan's model (RangeInflight.AFailedSharedGetFailsEveryWaitingRead aborted the TSan run).
+struct PageGetOutcome {
+  std::optional<GetResult> result;
+  error_code code;          // set when !result
+  std::string diagnostics;  // shardy::error::diagnostics(), or what() of another exception
+  std::string what;         // the full text of the error
+};
+
+boost::asio::awaitable<PageGetOutcome> page_get(std::shared_ptr<ObjectStore> store, std::string url,
+                                                GetOptions options) {
+  PageGetOutcome out;
+  try {
+    GetResult r = co_await store->get(std::move(url), std::move(options));
+    out.result.emplace(std::move(r));
+  } catch (const shardy::error& e) {
+    out.code = e.code();
+    out.diagnostics = e.diagnostics();
+    out.what = e.what();
+  } catch (const boost::system::system_error& e) {
+    out.code = e.code();
+    out.diagnostics = out.what = e.what();
+  } catch (const std::exception& e) {
+    out.code = make_error_code(errc::shard_error);
+    out.diagnostics = out.what = e.what();
+  } catch (...) {
+    out.code = make_error_code(errc::shard_error);
+    out.diagnostics = out.what = "page request failed";
+  }
+  co_return out;
+}
+
 }  // namespace
 
 RangeSource::RangeSource(std::shared_ptr<ObjectStore> store, boost::asio::any_io_executor io,
@@ -320,13 +356,13 @@ std::size_t RangeSource::read(char* dst, std::size_t n, std::uint64_t offset) {
           flight->cv.notify_all();
         }
       };
-      std::exception_ptr failure;
+      std::exception_ptr failure;  // this thread's own exception, rethrown below
       {
         Finish finish{*this, flight, want};
         // Nothing of the fetcher's exception object is shared: waiters throw their own
-        // shardy::error from code + diagnostics, and flight->error (the "failed" mark) holds a
-        // separate copy. One exception object rethrown or released in several threads at once
-        // is a data race to ThreadSanitizer (libstdc++ counts its references uninstrumented).
+        // shardy::error from code + diagnostics. One exception object rethrown or released in
+        // several threads is a data race to ThreadSanitizer (libstdc++ counts its references
+        // with atomics TSan does not see).
         try {
           fetch_pages(want, span_limit, flight->pages);
         } catch (const shardy::error& e) {
@@ -342,9 +378,8 @@ std::size_t RangeSource::read(char* dst, std::size_t n, std::uint64_t offset) {
           flight->code = make_error_code(errc::shard_error);
           flight->diagnostics = "page request of " + url() + " failed";
         }
-        if (failure)
-          flight->error = std::make_exception_ptr(shardy::error(flight->code, flight->diagnostics));
-        if (!flight->error)
+        flight->failed = failure != nullptr;
+        if (!failure)
           for (auto& [p, page] : flight->pages) {
             if (!chain_of_.empty() && !chain_of_.contains(p)) note_chain_siblings(page, p);
             cache_.put(p, page);  // a copy: waiters read flight->pages
@@ -363,7 +398,7 @@ std::size_t RangeSource::read(char* dst, std::size_t n, std::uint64_t offset) {
     for (auto& f : joined) {
       std::unique_lock lk(f->mu);
       f->cv.wait(lk, [&] { return f->done; });
-      if (f->error) throw shardy::error(f->code, f->diagnostics);
+      if (f->failed) throw shardy::error(f->code, f->diagnostics);
     }
     missing.clear();
     for (std::uint32_t p : waiting) {
@@ -484,7 +519,7 @@ void RangeSource::fetch_pages(const std::vector<std::uint32_t>& pages, std::uint
     else
       runs.emplace_back(p, p);
   }
-  std::vector<std::future<GetResult>> results;
+  std::vector<std::future<PageGetOutcome>> results;
   results.reserve(runs.size());
   for (auto [first, last] : runs) {
     const std::uint64_t off = std::uint64_t(first - 1) * ps;
@@ -492,42 +527,50 @@ void RangeSource::fetch_pages(const std::vector<std::uint32_t>& pages, std::uint
     GetOptions go;
     go.range = ByteRange::bounded(off, len);
     go.if_match = etag_;
-    results.push_back(
-        boost::asio::co_spawn(io_, store_->get(url(), std::move(go)), boost::asio::use_future));
+    results.push_back(boost::asio::co_spawn(io_, page_get(store_, url(), std::move(go)),
+                                            boost::asio::use_future));
   }
   counters_.page_requests += runs.size();
-  std::exception_ptr failure;
+  // The first failure, as code + text: thrown as a new exception of this thread at the end.
+  std::optional<std::pair<error_code, std::string>> failure;
+  auto fail = [&](error_code code, std::string diagnostics) {
+    if (!failure) failure.emplace(code, std::move(diagnostics));
+  };
   for (std::size_t i = 0; i < runs.size(); ++i) {
-    try {
-      GetResult r = results[i].get();
-      counters_.bytes += r.body.size();
-      if (!r.etag.empty() && r.etag != etag_) {
+    // Never an error of the GET (page_get settles those); only std::future_error (broken
+    // promise) if the io_context is destroyed with the request unrun.
+    PageGetOutcome o = results[i].get();
+    if (!o.result) {
+      if (o.code == errc::precondition_failed) {
         changed_ = true;
-        throw_error(errc::shard_changed, url() + ": ETag " + r.etag + " != " + etag_);
+        fail(make_error_code(errc::shard_changed),
+             url() + " no longer matches ETag " + etag_ + ": " + o.what);
+      } else {
+        fail(o.code, std::move(o.diagnostics));
       }
-      const std::uint64_t off = std::uint64_t(runs[i].first - 1) * ps;
-      if (r.range_offset != off)
-        throw_error(errc::protocol_error, "range response at the wrong offset for " + url());
-      for (std::uint32_t p = runs[i].first; p <= runs[i].second; ++p) {
-        const std::uint64_t at = std::uint64_t(p - runs[i].first) * ps;
-        if (at >= r.body.size()) break;
-        out.emplace(p, r.body.substr(at, ps));
-        counters_.pages_fetched += 1;
-      }
-    } catch (const shardy::error& e) {
-      if (e.code() == errc::precondition_failed) {
-        changed_ = true;
-        if (!failure)
-          failure = std::make_exception_ptr(shardy::error(
-              errc::shard_changed, url() + " no longer matches ETag " + etag_ + ": " + e.what()));
-      } else if (!failure) {
-        failure = std::current_exception();
-      }
-    } catch (...) {
-      if (!failure) failure = std::current_exception();
+      continue;
+    }
+    GetResult& r = *o.result;
+    counters_.bytes += r.body.size();
+    if (!r.etag.empty() && r.etag != etag_) {
+      changed_ = true;
+      fail(make_error_code(errc::shard_changed), url() + ": ETag " + r.etag + " != " + etag_);
+      continue;
+    }
+    const std::uint64_t off = std::uint64_t(runs[i].first - 1) * ps;
+    if (r.range_offset != off) {
+      fail(make_error_code(errc::protocol_error),
+           "range response at the wrong offset for " + url());
+      continue;
+    }
+    for (std::uint32_t p = runs[i].first; p <= runs[i].second; ++p) {
+      const std::uint64_t at = std::uint64_t(p - runs[i].first) * ps;
+      if (at >= r.body.size()) break;
+      out.emplace(p, r.body.substr(at, ps));
+      counters_.pages_fetched += 1;
     }
   }
-  if (failure) std::rethrow_exception(failure);
+  if (failure) throw shardy::error(failure->first, std::move(failure->second));
 }
 
 }  // namespace shardy::shard

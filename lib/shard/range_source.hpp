@@ -139,7 +139,9 @@ class RangeSource : public std::enable_shared_from_this<RangeSource> {
     std::mutex mu;
     std::condition_variable cv;
     bool done = false;
-    std::exception_ptr error;  // the fetcher's own; waiters throw a copy of code + diagnostics
+    // The request failed: each waiter throws its own shardy::error(code, diagnostics) (no
+    // exception object of the fetcher's thread is shared).
+    bool failed = false;
     error_code code;
     std::string diagnostics;
     std::unordered_map<std::uint32_t, std::string> pages;  // read-only once done
