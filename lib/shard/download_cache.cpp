@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -325,8 +326,13 @@ class DownloadShardFactory final : public ShardFactory,
       }
     }
 
-    // Finalise off the io thread when we can: fsync of a large file can take a while.
-    if (ctx.blocking_executor) co_await asio::post(ctx.blocking_executor, asio::use_awaitable);
+    // Finalise off the io thread when we can: fsync of a large file can take a while. Bound:
+    // post(ex, use_awaitable) alone would resume this coroutine on its own (io) executor, after a
+    // round trip through `ex` (ReaderDownloadCache.FinalisationRunsOnTheBlockingExecutor).
+    if (ctx.blocking_executor) {
+      auto on_blocking_pool = asio::bind_executor(ctx.blocking_executor, asio::use_awaitable);
+      co_await asio::post(std::move(on_blocking_pool));
+    }
     try {
       std::error_code ec;
       auto size = fs::file_size(tmp, ec);

@@ -9,8 +9,12 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_future.hpp>
+#include <future>
+#include <mutex>
+#include <shardy/metrics.hpp>
 #include <thread>
 
 #include "reader_test_util.hpp"
@@ -287,6 +291,71 @@ TEST(ReaderDownloadCache, SizeMismatchIsAnErrorAndLeavesNothing) {
   EXPECT_FALSE(fs::exists(dir / "shard.db"));
   for (auto& e : fs::directory_iterator(dir))
     EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
+}
+
+// Records the thread of the metrics events the download tier reports around its finalisation.
+struct ThreadRecordingMetrics final : MetricsSink {
+  std::mutex mu;
+  std::vector<std::thread::id> open_error_threads, download_threads;
+  void on_shard_open_error(std::uint32_t) override {
+    std::lock_guard lk(mu);
+    open_error_threads.push_back(std::this_thread::get_id());
+  }
+  void on_shard_download(std::uint32_t, std::uint64_t, std::chrono::nanoseconds) override {
+    std::lock_guard lk(mu);
+    download_threads.push_back(std::this_thread::get_id());
+  }
+};
+
+// Finalising a download (size check, fsync, identity file, rename) blocks on the disk: with a
+// blocking executor it runs there, not on the io thread that serves S3, and the coroutine comes
+// back to the io executor afterwards. Seen through the metrics sink: a size mismatch fails inside
+// the finalisation (on_shard_open_error is reported there); on_shard_download comes after it.
+TEST(ReaderDownloadCache, FinalisationRunsOnTheBlockingExecutor) {
+  CacheFixture f;
+  asio::thread_pool blocking(1);
+  std::promise<std::thread::id> probe;
+  asio::post(blocking, [&probe] { probe.set_value(std::this_thread::get_id()); });
+  const std::thread::id pool_thread = probe.get_future().get();
+  const std::thread::id io_thread = std::this_thread::get_id();  // f.io runs here
+  auto metrics = std::make_shared<ThreadRecordingMetrics>();
+  auto factory = shard::make_download_shard_factory(cache_options(f.cache_root));
+  auto open = [&](const ShardMeta& m) {
+    auto c = f.context(m);
+    c.blocking_executor = blocking.get_executor();
+    c.metrics = metrics;
+    auto fut = asio::co_spawn(f.io, factory->open(std::move(c)), asio::use_future);
+    // Run the io executor here until the open is done (it may be out of work for a moment while
+    // the coroutine is on the blocking pool); bounded.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (fut.wait_for(std::chrono::seconds(0)) != std::future_status::ready &&
+           std::chrono::steady_clock::now() < until) {
+      f.io.restart();
+      f.io.run_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_EQ(fut.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+    return fut;
+  };
+
+  auto bad = f.write_shard(6, "r1", 50);
+  bad.db_bytes += 1;  // fails the size check of the finalisation
+  auto failed = open(bad);
+  EXPECT_THROW(failed.get(), error);
+  {
+    std::lock_guard lk(metrics->mu);
+    ASSERT_EQ(metrics->open_error_threads.size(), 1u);
+    EXPECT_EQ(metrics->open_error_threads[0], pool_thread) << "finalised on the io thread";
+  }
+
+  auto good = f.write_shard(7, "r1", 50);
+  auto opened = open(good);
+  auto s = opened.get();
+  EXPECT_EQ(s->get(be64(2)), std::optional<Value>("value-1"));
+  std::lock_guard lk(metrics->mu);
+  ASSERT_EQ(metrics->download_threads.size(), 1u);
+  EXPECT_EQ(metrics->download_threads[0], io_thread) << "not back on the io executor";
+  EXPECT_EQ(metrics->open_error_threads.size(), 1u);
+  blocking.join();
 }
 
 TEST(ReaderDownloadCache, DiskFullLeavesNothingCorrupt) {
