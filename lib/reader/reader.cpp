@@ -1,7 +1,10 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_future.hpp>
+#include <optional>
 #include <shardy/reader.hpp>
+#include <type_traits>
 
+#include "core/relayed_error.hpp"
 #include "reader/reader_core.hpp"
 
 namespace shardy {
@@ -10,12 +13,40 @@ namespace asio = boost::asio;
 
 namespace {
 
+// What a reader coroutine ended with, settled on the io thread that ran it: its value, or a copy
+// of its exception (core/relayed_error.hpp: no exception object is shared between that thread
+// and the caller's, which ThreadSanitizer would report as a race).
+template <typename T>
+struct Settled {
+  std::optional<std::conditional_t<std::is_void_v<T>, bool, T>> value;
+  std::optional<detail::RelayedError> error;
+};
+
+template <typename T>
+asio::awaitable<Settled<T>> settle(asio::awaitable<T> a) {
+  Settled<T> out;
+  try {
+    if constexpr (std::is_void_v<T>) {
+      co_await std::move(a);
+      out.value.emplace(true);
+    } else {
+      T v = co_await std::move(a);
+      out.value.emplace(std::move(v));
+    }
+  } catch (...) {
+    out.error.emplace(detail::RelayedError::from(std::current_exception()));
+  }
+  co_return out;
+}
+
 // Runs a reader coroutine on its executor and blocks until it is done; exceptions (with their
-// diagnostics) propagate to the caller.
+// code and diagnostics) propagate to the caller, rebuilt on the caller's thread.
 template <typename T>
 T run_blocking(const std::shared_ptr<detail::ReaderCore>& core, asio::awaitable<T> a) {
-  auto fut = asio::co_spawn(core->executor(), std::move(a), asio::use_future);
-  return fut.get();
+  auto fut = asio::co_spawn(core->executor(), settle(std::move(a)), asio::use_future);
+  Settled<T> s = fut.get();
+  if (s.error) s.error->raise();
+  if constexpr (!std::is_void_v<T>) return std::move(*s.value);
 }
 
 template <typename F>
