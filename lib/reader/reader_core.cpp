@@ -454,8 +454,19 @@ template <typename F>
 awaitable<std::invoke_result_t<F&>> run_shard_call(ReaderCore& core, shard::ShardReader& r, F f) {
   if (r.threading() == shard::LookupThreading::caller_thread) co_return f();
   // Bound: post(ex, use_awaitable) alone would resume this coroutine on its own (io) executor.
-  auto on_blocking_pool = asio::bind_executor(core.blocking_executor(), use_awaitable);
-  co_await asio::post(std::move(on_blocking_pool));
+  // The posting (io) thread holds the core, and with it the blocking pool, until post() has
+  // returned: Asio's scheduler signals its condition variable after unlocking the queue, so the
+  // call may finish on the pool and its caller drop the reader (~ReaderCore destroys the pool)
+  // before this thread's pthread_cond_signal (a TSan report: RangeConcurrent.RefreshUnderLoad...
+  // with --gtest_repeat=10, pool destroyed in Reader::~Reader while an io thread signalled it).
+  auto hop = [](auto handler, asio::any_io_executor to, std::shared_ptr<ReaderCore> keep) {
+    asio::post(asio::bind_executor(std::move(to), std::move(handler)));
+    keep.reset();  // after post() returned; may run ~ReaderCore here, on this io thread
+  };
+  auto blocking = core.blocking_executor();
+  auto keep = core.shared_from_this();
+  co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
+      hop, use_awaitable, std::move(blocking), std::move(keep));
   std::exception_ptr failure;
   std::optional<std::invoke_result_t<F&>> out;
   try {
