@@ -16,17 +16,32 @@
 #   RangeInflight*      range page source: N threads missing one page share one GET, failures
 #                       wake every waiter, all pages read at once by 6 threads
 #                       (test/unit/range_inflight_test.cpp)
-# No suppressions: a report fails the run (halt_on_error). One pattern to avoid in the code under
-# test: handing one exception object between threads (std::future::get rethrowing an io thread's
-# exception, an exception_ptr in a shared slot). libstdc++ counts exception references with
-# atomics inside libstdc++.so, which TSan does not instrument, so a free by the thread that threw
-# is unordered with the other thread's reads in TSan's model (a report, though the program is
-# correct). Hand errors over as values (code + text; lib/core/relayed_error.hpp) instead.
-# Extra arguments go to the test binary (e.g. --gtest_repeat=5).
+# No suppressions: a report fails the run (halt_on_error). Extra arguments go to the test binary
+# (e.g. --gtest_repeat=5).
+#
+# One pattern to avoid in the code under test: handing one exception object between threads
+# (std::future::get rethrowing an exception another thread made, an exception_ptr in a shared
+# slot). libstdc++ counts exception references in libstdc++.so (eh_ptr.cc, acq_rel atomics) and
+# TSan does not instrument it, so when the thread that made the exception drops the last
+# reference and frees it, TSan sees that free unordered with the other thread's earlier reads
+# (what(), code(), the vptr) and reports a race, though the program is correct. That is how
+# RangeInflight.AFailedSharedGetFailsEveryWaitingRead aborted this run (range page GETs awaited
+# through use_future); hand errors over as values instead (code + text, rebuilt as a new
+# exception on the receiving thread: lib/core/relayed_error.hpp, range_source.cpp page_get).
+# The same false positive comes from Boost.Asio's use_future itself when a caller awaits a
+# failing async call with it: asio makes the system_error on the completing thread and its
+# promise may drop the last reference after the caller's catch block. The whole unit suite under
+# TSan (halt_on_error=0) shows exactly two reports, both that, both outside this filter, in test
+# code: ReaderFixture.UnopenedReaderFails_C02 (reader_async_test.cpp, async_get(use_future) on
+# an unopened reader; reported during the next test, when asio's system_context thread frees it)
+# and RowsFixture.VectorOnlySnapshotRefusedAtOpenAndRefresh_A13 (reader_rows_test.cpp,
+# async_open(use_future) refused).
+# A library cannot avoid that for its users' use_future; they are not suppressed, just not run.
+#
 # Cost: the cold build (library + unit tests, nothing in ccache) took 41 min on the shared 2-core
-# machine at load ~12 (other builds running); the test run takes ~30 s. That is too much to add
-# to tools/test.sh / CI cold, so it is a separate command: run it after touching reader/shard
-# concurrency code.
+# machine at load ~12 (other builds running); the test run (22 tests) takes ~13 s. That is too
+# much to add to tools/test.sh / CI cold, so it is a separate command: run it after touching
+# reader/shard concurrency code.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build="${SHARDY_TSAN_BUILD_DIR:-$here/build/tsan}"
