@@ -28,18 +28,21 @@
 # RangeInflight.AFailedSharedGetFailsEveryWaitingRead aborted this run (range page GETs awaited
 # through use_future); hand errors over as values instead (code + text, rebuilt as a new
 # exception on the receiving thread: lib/core/relayed_error.hpp, range_source.cpp page_get).
-# The same false positive comes from Boost.Asio's use_future itself when a caller awaits a
-# failing async call with it: asio makes the system_error on the completing thread and its
-# promise may drop the last reference after the caller's catch block. The whole unit suite under
-# TSan (halt_on_error=0) shows exactly two reports, both that, both outside this filter, in test
-# code: ReaderFixture.UnopenedReaderFails_C02 (reader_async_test.cpp, async_get(use_future) on
-# an unopened reader; reported during the next test, when asio's system_context thread frees it)
-# and RowsFixture.VectorOnlySnapshotRefusedAtOpenAndRefresh_A13 (reader_rows_test.cpp,
-# async_open(use_future) refused).
-# A library cannot avoid that for its users' use_future; they are not suppressed, just not run.
+# The same false positive comes from test code that turns a failing async call's error_code into
+# an exception on the completing thread (Boost.Asio's use_future, or the wait_for helper of
+# test/unit/reader_snapshot_util.hpp) and rethrows it on the test's thread: the completing
+# thread may drop the last reference (its exception_ptr temporary, asio's promise) after the
+# test's catch block read code(). The whole unit suite under TSan (halt_on_error=0, 230 tests)
+# showed 2 such reports in one run and 3 in another, all outside this filter and all this
+# pattern, in tests that expect an error:
+# ReaderFixture.UnopenedReaderFails_C02 and AsyncGetValuesAbsentAndEmpty_D01_D04
+# (reader_async_test.cpp, use_future), RowsFixture.VectorOnlySnapshotRefusedAtOpenAndRefresh_A13
+# and PoolExhaustionFailsAfterTheCheckoutTimeout_B04 (reader_rows_test.cpp, wait_for). The
+# library itself hands those errors out as error_codes; the reports are not suppressed, those
+# tests are just not in this run.
 #
 # Cost: the cold build (library + unit tests, nothing in ccache) took 41 min on the shared 2-core
-# machine at load ~12 (other builds running); the test run (22 tests) takes ~13 s. That is too
+# machine at load ~12 (other builds running); the test run (22 tests) takes 14-20 s. That is too
 # much to add to tools/test.sh / CI cold, so it is a separate command: run it after touching
 # reader/shard concurrency code.
 set -euo pipefail
