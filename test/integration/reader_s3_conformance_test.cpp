@@ -4,8 +4,9 @@
 // through S3 (path-style, SigV4 checked by the server): expected.jsonl (values, absent keys,
 // error or not, route_key), reader_info.json (snapshot_info, shard_details), the history listed
 // with ListObjectsV2 (H-08), the kv_history_fallback cold-start fallback (H-09, H-10), A-10, and
-// the download cache (M-03). Same checks as the mapped-root test (test/support/
-// reader_conformance.cpp); here the requests really go through the S3 client.
+// the download cache (M-03), in both access tiers (download, and range: in-place range GETs).
+// Same checks as the mapped-root test (test/support/reader_conformance.cpp); here the requests
+// really go through the S3 client.
 #include <gtest/gtest.h>
 
 #include <shardy/credentials.hpp>
@@ -33,17 +34,41 @@ ReaderOptions s3_options(const std::string& tag) {
 
 class ReaderS3Fixtures : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(ReaderS3Fixtures, SyncReaderReproducesExpectedAndReaderInfo) {
-  const auto before = test::request_stats("/shardy-fixtures/snapshots/" + GetParam() + "/");
-  test::check_sync_reader(GetParam(), s3_options("s3conf-" + GetParam()));
-  // The answers really came through the server (pointer, manifest, shard downloads).
-  const auto after = test::request_stats("/shardy-fixtures/snapshots/" + GetParam() + "/");
+// Both access tiers over the same server (issue 5: "both tiers give the same answers"): download
+// streams shard.db into the cache; range reads it in place with If-Match range GETs (and the
+// sidecar when its ETag binding holds for the server's ETags).
+class ReaderS3FixtureTiers : public ::testing::TestWithParam<std::tuple<std::string, AccessMode>> {
+ protected:
+  ReaderOptions options(const std::string& tag) const {
+    const auto& [name, tier] = GetParam();
+    auto o = s3_options(tag + name + "-" + std::string(to_string(tier)));
+    o.access_mode = tier;
+    return o;
+  }
+};
+
+TEST_P(ReaderS3FixtureTiers, SyncReaderReproducesExpectedAndReaderInfo) {
+  const auto& [name, tier] = GetParam();
+  const auto before = test::request_stats("/shardy-fixtures/snapshots/" + name + "/");
+  test::check_sync_reader(name, options("s3conf-"), tier);
+  // The answers really came through the server (pointer, manifest, shard reads).
+  const auto after = test::request_stats("/shardy-fixtures/snapshots/" + name + "/");
   EXPECT_GE(after.requests, before.requests + 3);
 }
 
-TEST_P(ReaderS3Fixtures, AsyncReaderReproducesExpectedAndCacheIsReused) {
-  test::check_async_reader(GetParam(), s3_options("s3conf-async-" + GetParam()));
+TEST_P(ReaderS3FixtureTiers, AsyncReaderReproducesExpectedAndCacheIsReused) {
+  const auto& [name, tier] = GetParam();
+  test::check_async_reader(name, options("s3conf-async-"), tier);
 }
+
+INSTANTIATE_TEST_SUITE_P(Snapshots, ReaderS3FixtureTiers,
+                         ::testing::Combine(::testing::ValuesIn(test::fixture_snapshot_names()),
+                                            ::testing::Values(AccessMode::download,
+                                                              AccessMode::range)),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) + "_" +
+                                  std::string(to_string(std::get<1>(info.param)));
+                         });
 
 TEST_P(ReaderS3Fixtures, HistoryAndFallbackBudget_H08_A10) {
   test::check_history_and_fallback(GetParam(), s3_options("s3conf-hist-" + GetParam()));

@@ -81,6 +81,14 @@ long long counter(const std::string& text, const std::string& name) {
   return std::stoll(text.substr(pos + name.size() + 2));
 }
 
+// Shard files the download tier left in a cache root (one folder per cached shard).
+std::size_t cached_shard_files(const fs::path& cache) {
+  std::size_t n = 0;
+  if (cache.empty() || !fs::exists(cache)) return 0;
+  for (auto& e : fs::directory_iterator(cache)) n += fs::exists(e.path() / "shard.db");
+  return n;
+}
+
 }  // namespace
 
 std::vector<std::string> fixture_snapshot_names() {
@@ -126,12 +134,13 @@ std::string fixture_prefix(const std::string& name) {
   return std::string(load_reader_info(name).at("s3_prefix").as_string());
 }
 
-void check_sync_reader(const std::string& name, ReaderOptions options) {
-  SCOPED_TRACE("snapshot " + name);
+void check_sync_reader(const std::string& name, ReaderOptions options, AccessMode tier) {
+  SCOPED_TRACE("snapshot " + name + ", tier " + std::string(to_string(tier)));
   auto info = load_reader_info(name);
   auto prom = std::make_shared<PrometheusCollector>();
   options.metrics = prom;
   Reader reader(std::string(info.at("s3_prefix").as_string()), options);
+  EXPECT_EQ(reader.snapshot_info().access_mode, tier);
   std::size_t checked = 0;
   for (auto& c : load_expected_cases(name)) {
     if (!c.key) {
@@ -158,12 +167,18 @@ void check_sync_reader(const std::string& name, ReaderOptions options) {
   check_shard_details(reader.shard_details(), info);
   EXPECT_EQ(reader.health().status, HealthStatus::healthy);
   // H-09: exactly the snapshot whose current manifest is corrupt took the fallback.
-  EXPECT_EQ(counter(prom->render(), "shardy_reader_fallbacks_total"), falls_back(info) ? 1 : 0)
-      << prom->render();
+  const auto text = prom->render();
+  EXPECT_EQ(counter(text, "shardy_reader_fallbacks_total"), falls_back(info) ? 1 : 0) << text;
+  if (tier == AccessMode::range) {
+    EXPECT_EQ(counter(text, "shardy_shard_downloads_total"), 0) << text;
+    EXPECT_EQ(cached_shard_files(options.local_root), 0u);
+  } else {
+    EXPECT_GT(cached_shard_files(options.local_root), 0u);
+  }
 }
 
-void check_async_reader(const std::string& name, ReaderOptions options) {
-  SCOPED_TRACE("snapshot " + name);
+void check_async_reader(const std::string& name, ReaderOptions options, AccessMode tier) {
+  SCOPED_TRACE("snapshot " + name + ", tier " + std::string(to_string(tier)));
   auto info = load_reader_info(name);
   const std::string prefix(info.at("s3_prefix").as_string());
   auto cases = load_expected_cases(name);
@@ -176,6 +191,10 @@ void check_async_reader(const std::string& name, ReaderOptions options) {
     auto body = [&]() -> asio::awaitable<int> {
       auto reader = co_await AsyncReader::async_open(pool.get_executor(), prefix, o);
       int mismatches = 0;
+      if (reader.snapshot_info().access_mode != tier) {
+        ++mismatches;
+        ADD_FAILURE() << "access mode " << to_string(reader.snapshot_info().access_mode);
+      }
       for (auto& c : cases) {
         if (!c.key) continue;
         auto r = co_await reader.async_get(*c.key, asio::as_tuple(asio::use_awaitable));
@@ -207,7 +226,11 @@ void check_async_reader(const std::string& name, ReaderOptions options) {
     ASSERT_TRUE(si);
     check_snapshot_info(*si, info);
     auto text = prom->render();
-    if (round == 1) {
+    if (tier == AccessMode::range) {
+      // Read in place: nothing downloaded, nothing in the cache, in either round.
+      EXPECT_EQ(counter(text, "shardy_shard_downloads_total"), 0) << text;
+      EXPECT_EQ(cached_shard_files(options.local_root), 0u);
+    } else if (round == 1) {
       // Second open on the same cache: nothing downloaded (M-03).
       EXPECT_EQ(counter(text, "shardy_shard_downloads_total"), 0) << text;
       EXPECT_GT(counter(text, "shardy_shard_cache_hits_total"), 0) << text;

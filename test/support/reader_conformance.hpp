@@ -12,12 +12,15 @@
 //   - history: list_manifests through a manifest store over the same objects (H-08);
 //   - fallback: the fallback metric fires exactly for the snapshot whose manifest is corrupt, and
 //     with max_fallback_attempts = 0 that snapshot fails to open with manifest_parse_error;
-//   - cache: a second async open on the same cache downloads nothing (M-03).
+//   - access tier: the snapshot is read in the tier the caller expects (download / range, issue 5),
+//     and the cache says so: download fills options.local_root and a second async open on the
+//     same cache downloads nothing (M-03); range never downloads anything.
 #pragma once
 
 #include <boost/json/object.hpp>
 #include <cstdint>
 #include <optional>
+#include <shardy/access_mode.hpp>
 #include <shardy/key.hpp>
 #include <shardy/reader_options.hpp>
 #include <string>
@@ -42,13 +45,18 @@ boost::json::object load_reader_info(const std::string& name);
 std::string fixture_prefix(const std::string& name);
 
 /// Reader (blocking): expected.jsonl (get + route_key), snapshot_info, shard_details, health,
-/// and the fallback metric. `options` says where the objects are; its metrics are replaced.
-void check_sync_reader(const std::string& name, ReaderOptions options);
+/// the fallback metric, the access tier the snapshot ended up in (`tier`) and what it left in
+/// the cache (options.local_root: shard files for download, none for range). `options` says
+/// where the objects are and which tier to ask for; its metrics are replaced.
+void check_sync_reader(const std::string& name, ReaderOptions options,
+                       AccessMode tier = AccessMode::download);
 
 /// AsyncReader on a 2-thread pool, opened twice on the same cache (options.local_root):
-/// expected.jsonl through async_get and one async_multi_get, snapshot_info; the first open
-/// downloads, the second downloads nothing (M-03).
-void check_async_reader(const std::string& name, ReaderOptions options);
+/// expected.jsonl through async_get and one async_multi_get, snapshot_info, the access tier;
+/// download: the first open downloads, the second downloads nothing (M-03); range: neither
+/// downloads anything nor leaves a shard file in the cache.
+void check_async_reader(const std::string& name, ReaderOptions options,
+                        AccessMode tier = AccessMode::download);
 
 /// Manifest history (list_manifests) through a manifest store over `options`' objects matches
 /// reader_info.json's list_manifests (H-08); with max_fallback_attempts = 0 a snapshot whose
