@@ -23,6 +23,7 @@
 #include <random>
 #include <shardy/metrics.hpp>
 #include <shardy/s3_client.hpp>
+#include <tuple>
 
 #include "core/run_workers.hpp"
 #include "s3/request.hpp"
@@ -719,6 +720,17 @@ class S3ClientImpl : public std::enable_shared_from_this<S3ClientImpl> {
                    asio::bind_cancellation_slot(slot, asio::detached));
   }
 
+  // launch() of the member operation `fn`, called once as (this->*fn)(args..., ctx): the
+  // arguments move into the started operation and from there into fn's coroutine frame.
+  template <typename R, typename Fn, typename... Args>
+  void launch_call(std::string_view operation, S3Client::handler<R> h, Fn fn, Args... args) {
+    launch<R>(
+        operation, std::move(h),
+        [fn, a = std::make_tuple(std::move(args)...)](S3ClientImpl& c, OpContext& ctx) mutable {
+          return std::apply([&](auto&... x) { return (c.*fn)(std::move(x)..., ctx); }, a);
+        });
+  }
+
   asio::any_io_executor executor;
   S3Options options;
   MetricsSink* metrics = nullptr;  // options.metrics.get() (kept alive by options)
@@ -739,82 +751,53 @@ const S3Options& S3Client::options() const noexcept { return impl_->options; }
 
 void S3Client::start_get_object(const impl_ptr& impl, std::string bucket, std::string key,
                                 GetObjectRequest req, handler<GetObjectResult> h) {
-  impl->launch<GetObjectResult>("GetObject", std::move(h),
-                                [b = std::move(bucket), k = std::move(key), r = std::move(req)](
-                                    detail::S3ClientImpl& c, OpContext& ctx) mutable {
-                                  return c.get_object(std::move(b), std::move(k), std::move(r),
-                                                      ctx);
-                                });
+  impl->launch_call("GetObject", std::move(h), &detail::S3ClientImpl::get_object, std::move(bucket),
+                    std::move(key), std::move(req));
 }
 
 void S3Client::start_head_object(const impl_ptr& impl, std::string bucket, std::string key,
                                  handler<HeadObjectResult> h) {
-  impl->launch<HeadObjectResult>(
-      "HeadObject", std::move(h),
-      [b = std::move(bucket), k = std::move(key)](detail::S3ClientImpl& c, OpContext& ctx) mutable {
-        return c.head_object(std::move(b), std::move(k), ctx);
-      });
+  impl->launch_call("HeadObject", std::move(h), &detail::S3ClientImpl::head_object,
+                    std::move(bucket), std::move(key));
 }
 
 void S3Client::start_put_object(const impl_ptr& impl, std::string bucket, std::string key,
                                 std::string body, PutObjectRequest req,
                                 handler<PutObjectResult> h) {
-  impl->launch<PutObjectResult>(
-      "PutObject", std::move(h),
-      [b = std::move(bucket), k = std::move(key), body = std::move(body), r = std::move(req)](
-          detail::S3ClientImpl& c, OpContext& ctx) mutable {
-        return c.put_object(std::move(b), std::move(k), std::move(body), std::move(r), ctx);
-      });
+  impl->launch_call("PutObject", std::move(h), &detail::S3ClientImpl::put_object, std::move(bucket),
+                    std::move(key), std::move(body), std::move(req));
 }
 
 void S3Client::start_put_object_from_file(const impl_ptr& impl, std::string bucket, std::string key,
                                           std::filesystem::path file, PutObjectRequest req,
                                           handler<PutObjectResult> h) {
-  impl->launch<PutObjectResult>(
-      "PutObject", std::move(h),
-      [b = std::move(bucket), k = std::move(key), f = std::move(file), r = std::move(req)](
-          detail::S3ClientImpl& c, OpContext& ctx) mutable {
-        return c.put_object_from_file(std::move(b), std::move(k), std::move(f), std::move(r), ctx);
-      });
+  impl->launch_call("PutObject", std::move(h), &detail::S3ClientImpl::put_object_from_file,
+                    std::move(bucket), std::move(key), std::move(file), std::move(req));
 }
 
 void S3Client::start_delete_object(const impl_ptr& impl, std::string bucket, std::string key,
                                    handler<DeleteObjectResult> h) {
-  impl->launch<DeleteObjectResult>(
-      "DeleteObject", std::move(h),
-      [b = std::move(bucket), k = std::move(key)](detail::S3ClientImpl& c, OpContext& ctx) mutable {
-        return c.delete_object(std::move(b), std::move(k), ctx);
-      });
+  impl->launch_call("DeleteObject", std::move(h), &detail::S3ClientImpl::delete_object,
+                    std::move(bucket), std::move(key));
 }
 
 void S3Client::start_list_objects_v2(const impl_ptr& impl, std::string bucket,
                                      ListObjectsRequest req, handler<ListObjectsResult> h) {
-  impl->launch<ListObjectsResult>(
-      "ListObjectsV2", std::move(h),
-      [b = std::move(bucket), r = std::move(req)](detail::S3ClientImpl& c, OpContext& ctx) mutable {
-        return c.list_objects_v2(std::move(b), std::move(r), ctx);
-      });
+  impl->launch_call("ListObjectsV2", std::move(h), &detail::S3ClientImpl::list_objects_v2,
+                    std::move(bucket), std::move(req));
 }
 
 void S3Client::start_download_to_file(const impl_ptr& impl, std::string bucket, std::string key,
                                       std::filesystem::path file, DownloadRequest req,
                                       handler<DownloadResult> h) {
-  impl->launch<DownloadResult>(
-      "GetObject", std::move(h),
-      [b = std::move(bucket), k = std::move(key), f = std::move(file), r = std::move(req)](
-          detail::S3ClientImpl& c, OpContext& ctx) mutable {
-        return c.download_to_file(std::move(b), std::move(k), std::move(f), std::move(r), ctx);
-      });
+  impl->launch_call("GetObject", std::move(h), &detail::S3ClientImpl::download_to_file,
+                    std::move(bucket), std::move(key), std::move(file), std::move(req));
 }
 
 void S3Client::start_get_ranges(const impl_ptr& impl, std::string bucket, std::string key,
                                 GetRangesRequest req, handler<GetRangesResult> h) {
-  impl->launch<GetRangesResult>("GetObject", std::move(h),
-                                [b = std::move(bucket), k = std::move(key), r = std::move(req)](
-                                    detail::S3ClientImpl& c, OpContext& ctx) mutable {
-                                  return c.get_ranges(std::move(b), std::move(k), std::move(r),
-                                                      ctx);
-                                });
+  impl->launch_call("GetObject", std::move(h), &detail::S3ClientImpl::get_ranges, std::move(bucket),
+                    std::move(key), std::move(req));
 }
 
 }  // namespace shardy
