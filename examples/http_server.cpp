@@ -21,6 +21,7 @@
 // picks a free port).
 //
 // This is the only translation unit of the examples that instantiates Beast.
+#include <boost/algorithm/hex.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -42,6 +43,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <iterator>
 #include <memory>
 #include <shardy/async_reader.hpp>
 #include <string>
@@ -89,13 +91,9 @@ Response error_response(const Request& req, http::status status, std::string_vie
 }
 
 std::string to_hex(std::string_view bytes) {
-  static constexpr char digits[] = "0123456789abcdef";
   std::string out;
   out.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out.push_back(digits[c >> 4]);
-    out.push_back(digits[c & 15]);
-  }
+  boost::algorithm::hex_lower(bytes.begin(), bytes.end(), std::back_inserter(out));
   return out;
 }
 

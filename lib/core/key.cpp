@@ -1,3 +1,5 @@
+#include <boost/algorithm/hex.hpp>
+#include <iterator>
 #include <limits>
 #include <shardy/key.hpp>
 
@@ -104,13 +106,9 @@ std::string Key::to_string() const {
     case kind::text:
       return data_;
     case kind::bytes: {
-      static constexpr char hex[] = "0123456789abcdef";
       std::string out;
       out.reserve(data_.size() * 2);
-      for (unsigned char c : data_) {
-        out.push_back(hex[c >> 4]);
-        out.push_back(hex[c & 15]);
-      }
+      boost::algorithm::hex_lower(data_.begin(), data_.end(), std::back_inserter(out));
       return out;
     }
   }

@@ -21,6 +21,7 @@
 
 #include "cli_store.hpp"
 #include "commands.hpp"
+#include "hex.hpp"
 
 namespace shardy::cli {
 namespace {
@@ -49,22 +50,6 @@ struct BuildArgs {
   bool quiet = false;
 };
 
-std::string decode_hex(std::string_view hex, std::string_view what) {
-  auto nib = [&](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    throw_error(errc::invalid_argument,
-                std::string(what) + ": not hex: '" + std::string(hex) + "'");
-  };
-  if (hex.size() % 2) throw_error(errc::invalid_argument, std::string(what) + ": odd hex length");
-  std::string out(hex.size() / 2, '\0');
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    out[i] = static_cast<char>(nib(hex[2 * i]) << 4 | nib(hex[2 * i + 1]));
-  }
-  return out;
-}
-
 // Turns one record's key and value fields (as text, or JSON for JSONL) into a Record.
 class FieldDecoder {
  public:
@@ -74,7 +59,7 @@ class FieldDecoder {
   Key key_from_text(std::string_view s) const {
     if (key_type_ == "int") return Key::parse_integer(s);
     if (key_type_ == "str") return Key::text(s);
-    return Key::bytes(decode_hex(s, "key"));
+    return Key::bytes(from_hex(s, "key"));
   }
   Key key_from_json(const json::value& v) const {
     if (key_type_ == "int") {
@@ -90,7 +75,7 @@ class FieldDecoder {
   }
   void value_from_text(std::string_view s, std::string& out) const {
     if (hex_values_) {
-      out = decode_hex(s, "value");
+      out = from_hex(s, "value");
     } else {
       out.assign(s);
     }

@@ -8,38 +8,12 @@
 #include <shardy/reader.hpp>
 
 #include "commands.hpp"
+#include "hex.hpp"
 
 namespace shardy::cli {
 namespace {
 
 namespace json = boost::json;
-
-std::string hex(std::string_view bytes) {
-  static constexpr char d[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out.push_back(d[c >> 4]);
-    out.push_back(d[c & 15]);
-  }
-  return out;
-}
-
-std::string unhex(std::string_view h) {
-  auto nib = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  if (h.size() % 2) throw_error(errc::invalid_argument, "odd-length hex key");
-  std::string out;
-  for (std::size_t i = 0; i < h.size(); i += 2) {
-    int a = nib(h[i]), b = nib(h[i + 1]);
-    if (a < 0 || b < 0) throw_error(errc::invalid_argument, "bad hex key");
-    out.push_back(static_cast<char>(a * 16 + b));
-  }
-  return out;
-}
 
 std::unique_ptr<Reader> open_reader() {
   const auto& g = global_options();
@@ -69,7 +43,7 @@ Key parse_key(const std::string& text, const std::string& type_opt, KeyEncoding 
   std::string type = type_opt;
   if (type.empty()) type = (enc == KeyEncoding::u64be || enc == KeyEncoding::u32be) ? "int" : "str";
   if (type == "int") return Key::parse_integer(text);
-  if (type == "hex") return Key::bytes(unhex(text));
+  if (type == "hex") return Key::bytes(from_hex(text, "key"));
   return Key::text(text);
 }
 
@@ -134,7 +108,7 @@ int cmd_get(const Opts& o) {
   out["shard_id"] = r->route_key(key);
   auto v = r->get(key);
   out["found"] = v.has_value();
-  out["value_hex"] = v ? json::value(hex(*v)) : json::value(nullptr);
+  out["value_hex"] = v ? json::value(to_hex(*v)) : json::value(nullptr);
   print(out);
   return 0;
 }
@@ -167,7 +141,7 @@ int cmd_multiget(const Opts& o) {
   }
   auto values = r->multi_get(keys);
   for (std::size_t j = 0; j < values.size(); ++j)
-    if (values[j]) rows[where[j]]["value_hex"] = hex(*values[j]);
+    if (values[j]) rows[where[j]]["value_hex"] = to_hex(*values[j]);
   const auto& fmt = global_options().output;
   if (fmt == "jsonl") {
     for (auto& row : rows) std::cout << json::serialize(row) << "\n";

@@ -14,6 +14,7 @@
 #include <shardy/routing.hpp>
 
 #include "commands.hpp"
+#include "hex.hpp"
 
 namespace shardy::cli {
 namespace {
@@ -25,33 +26,6 @@ struct RouteOptions {
   std::string keys_file;
   std::vector<std::string> keys;
 };
-
-std::string hex(std::string_view bytes) {
-  static constexpr char d[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out.push_back(d[c >> 4]);
-    out.push_back(d[c & 15]);
-  }
-  return out;
-}
-
-std::optional<std::string> unhex(std::string_view h) {
-  if (h.size() % 2) return std::nullopt;
-  auto nib = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  std::string out;
-  for (std::size_t i = 0; i < h.size(); i += 2) {
-    int a = nib(h[i]), b = nib(h[i + 1]);
-    if (a < 0 || b < 0) return std::nullopt;
-    out.push_back(static_cast<char>(a * 16 + b));
-  }
-  return out;
-}
 
 // One key -> one JSON object. Returns false when the key failed.
 // With `snapshot`, the shard id and storage key come from the reader (its manifest's sharding).
@@ -73,7 +47,7 @@ bool route_one(const Router& router, const Reader* snapshot, const std::string& 
   } else if (type == "str") {
     key = Key::text(text);
   } else {
-    auto raw = unhex(text);
+    auto raw = try_from_hex(text);
     if (!raw) {
       out["error"] = "not hex: '" + text + "'";
       return false;
@@ -89,7 +63,7 @@ bool route_one(const Router& router, const Reader* snapshot, const std::string& 
   std::uint64_t h = xxh3_64(canon);
   char hash_hex[17];
   std::snprintf(hash_hex, sizeof hash_hex, "%016llx", static_cast<unsigned long long>(h));
-  out["canonical_hex"] = hex(canon);
+  out["canonical_hex"] = to_hex(canon);
   out["hash_hex"] = hash_hex;
   try {
     if (snapshot) {
@@ -104,8 +78,8 @@ bool route_one(const Router& router, const Reader* snapshot, const std::string& 
     return false;
   }
   try {
-    out["storage_key_hex"] = hex(snapshot ? snapshot->encode_key(*key)
-                                          : encode_key_for_lookup(*key, router.key_encoding()));
+    out["storage_key_hex"] = to_hex(snapshot ? snapshot->encode_key(*key)
+                                             : encode_key_for_lookup(*key, router.key_encoding()));
   } catch (const error& e) {
     out["storage_key_hex"] = nullptr;
     out["error"] = e.diagnostics();
