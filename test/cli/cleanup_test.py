@@ -9,20 +9,12 @@ import datetime
 import json
 import os
 import shutil
-import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from clitest import check, finish, records, run_shardy  # noqa: E402
+
 shardy, scratch = sys.argv[1], sys.argv[2]
-failures = 0
-
-
-def check(cond, msg):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", msg)
-
-
 work = os.path.join(scratch, "cli-cleanup")
 shutil.rmtree(work, ignore_errors=True)
 os.makedirs(work)
@@ -31,14 +23,8 @@ prefix = "file://" + snap
 
 
 def cli(*args, expect_rc=0):
-    p = subprocess.run([shardy, "--prefix", prefix, "--local-root", os.path.join(work, "cache"),
-                        *args], capture_output=True, text=True)
-    check(p.returncode == expect_rc, f"{args}: rc {p.returncode} != {expect_rc}: {p.stderr}")
-    return p
-
-
-def records(p):
-    return [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+    return run_shardy([shardy, "--prefix", prefix, "--local-root", os.path.join(work, "cache"),
+                       *args], expect_rc)
 
 
 def put(rel, body):
@@ -118,8 +104,5 @@ check(os.path.exists(live), "the run in flight was deleted by --keep-last 0")
 cli("cleanup", "--older-than", "7x", expect_rc=1)
 cli("cleanup", "--offset", "9", expect_rc=1)
 
-if failures:
-    print(f"{failures} failure(s)")
-    sys.exit(1)
 shutil.rmtree(work)
-print("cleanup CLI: ok")
+finish("cleanup CLI")

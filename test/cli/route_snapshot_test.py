@@ -8,21 +8,13 @@ fallback of kv_history_fallback (v3's 4 shards), downloads no shard, and the sta
 Usage: route_snapshot_test.py <shardy binary> <fixtures dir>"""
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from clitest import check, finish, records, run_shardy  # noqa: E402
+
 shardy, fixtures = sys.argv[1], sys.argv[2]
-failures = 0
-
-
-def check(cond, msg):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", msg)
-
-
 tmp = tempfile.mkdtemp(prefix="shardy-cli-route-")
 objects = os.path.join(tmp, "objects")
 cache = os.path.join(tmp, "cache")
@@ -33,10 +25,8 @@ os.symlink(os.path.abspath(fixtures), os.path.join(objects, "shardy-fixtures"))
 def route(prefix, *args, expect_rc=None):
     cmd = [shardy, "--prefix", prefix, "--object-root", objects, "--local-root", cache,
            "route", *args]
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    if expect_rc is not None:
-        check(p.returncode == expect_rc, f"{cmd}: rc {p.returncode} != {expect_rc}: {p.stderr}")
-    return [json.loads(l) for l in p.stdout.splitlines() if l.strip()], p
+    p = run_shardy(cmd, expect_rc)
+    return records(p), p
 
 
 checked = 0
@@ -86,11 +76,10 @@ check("manifest" in p.stderr, f"--key-encoding with a snapshot: {p.stderr}")
 _, p = route("s3://shardy-fixtures/snapshots/nope", "1", expect_rc=1)
 check("_CURRENT" in p.stderr, f"missing snapshot: {p.stderr}")
 # Standalone mode is unchanged (and wins over a snapshot when --num-dbs is given).
-p = subprocess.run([shardy, "route", "--num-dbs", "8", "42"], capture_output=True, text=True)
-check(p.returncode == 0 and json.loads(p.stdout)["shard_id"] == 0, f"standalone: {p.stdout} {p.stderr}")
+p = run_shardy([shardy, "route", "--num-dbs", "8", "42"], expect_rc=0)
+check(records(p) and records(p)[0]["shard_id"] == 0, f"standalone: {p.stdout} {p.stderr}")
 out, _ = route("s3://shardy-fixtures/snapshots/kv_small", "--num-dbs", "3", "42", expect_rc=0)
 check(out and "db_url" not in out[0] and out[0]["shard_id"] == 0xd5a6f8c838df27c8 % 3,
       f"--num-dbs with --prefix: {out}")
 
-print(f"{checked} keys routed against snapshots, {failures} failures")
-sys.exit(1 if failures else 0)
+finish(f"{checked} keys routed against snapshots")

@@ -4,26 +4,16 @@ routing_vectors.jsonl line for one (num_dbs, key_encoding) via --keys-file.
 Usage: route_test.py <shardy binary> <fixtures dir>"""
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from clitest import check, finish, records, run_shardy  # noqa: E402
+
 shardy, fixtures = sys.argv[1], sys.argv[2]
-failures = 0
-
-
-def check(cond, msg):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", msg)
-
-
 def route(*args, expect_rc=None):
-    p = subprocess.run([shardy, "route", *args], capture_output=True, text=True)
-    if expect_rc is not None:
-        check(p.returncode == expect_rc, f"route {args}: rc {p.returncode} != {expect_rc}: {p.stderr}")
-    return [json.loads(l) for l in p.stdout.splitlines() if l.strip()], p
+    p = run_shardy([shardy, "route", *args], expect_rc)
+    return records(p), p
 
 
 # spec 3.2: int 42 -> canonical 2a00.., hash d5a6f8c838df27c8, n=8 -> 0; storage key u64be
@@ -80,5 +70,4 @@ for key_type, field, cli_type in (("int", "key_dec", "int"), ("str", None, "str"
                 check(o["storage_key_hex"] == v["lookup_key_hex"] and "error" not in o, f"{v} -> {o}")
         checked += 1
 check(checked > 120, f"only {checked} vectors checked")
-print(f"route CLI: {checked} vectors checked, {failures} failures")
-sys.exit(1 if failures else 0)
+finish(f"route CLI: {checked} vectors checked")

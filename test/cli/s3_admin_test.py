@@ -9,22 +9,14 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from clitest import check, finish, records, run_shardy  # noqa: E402
 
 shardy, info_file, scratch = sys.argv[1], sys.argv[2], sys.argv[3]
 with open(info_file) as f:
     info = json.load(f)
-failures = 0
-
-
-def check(cond, msg):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", msg)
-
-
 work = os.path.join(scratch, "cli-s3-admin")
 shutil.rmtree(work, ignore_errors=True)
 os.makedirs(work)
@@ -40,15 +32,9 @@ caches = 0
 def cli(*args, expect_rc=0):
     global caches
     caches += 1  # a fresh shard cache per call: every read goes to the server
-    p = subprocess.run([shardy, "--prefix", prefix, "--endpoint", info["endpoint"], "--path-style",
-                        "--local-root", os.path.join(work, f"cache{caches}"), *args],
-                       capture_output=True, text=True, env=env, timeout=120)
-    check(p.returncode == expect_rc, f"{args}: rc {p.returncode} != {expect_rc}: {p.stderr}")
-    return p
-
-
-def records(p):
-    return [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+    return run_shardy([shardy, "--prefix", prefix, "--endpoint", info["endpoint"], "--path-style",
+                       "--local-root", os.path.join(work, f"cache{caches}"), *args], expect_rc,
+                      env=env, timeout=120)
 
 
 def value_of(key):
@@ -100,8 +86,5 @@ check({(r["reason"], r["prefix"]) for r in done if r["action"] == "deleted"} == 
 check(records(cli("cleanup", "--keep-last", "1")) == [], "runone still listed after cleanup")
 check(value_of("key9") == "runtwo-value9", "current snapshot after cleanup")
 
-if failures:
-    print(f"{failures} failure(s)")
-    sys.exit(1)
 shutil.rmtree(work)
-print("s3 admin CLI: ok")
+finish("s3 admin CLI")

@@ -15,6 +15,7 @@
 #include <shardy/manifest_store.hpp>
 #include <shardy/routing.hpp>
 
+#include "support/run_io.hpp"
 #include "support/test_support.hpp"
 
 namespace shardy {
@@ -25,13 +26,7 @@ namespace json = boost::json;
 using test::from_hex;
 using test::to_hex;
 
-template <class T>
-T run(asio::io_context& io, asio::awaitable<T> a) {
-  auto f = asio::co_spawn(io, std::move(a), asio::use_future);
-  io.restart();
-  io.run();
-  return f.get();
-}
+using shardy::test::run;
 
 std::string s(const json::value& v) { return std::string(v.as_string()); }
 

@@ -1,7 +1,11 @@
 #include "support/test_support.hpp"
 
+#include <sqlite3.h>
+
+#include <boost/algorithm/hex.hpp>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -39,28 +43,33 @@ std::vector<std::string> read_lines(const std::filesystem::path& p) {
   return out;
 }
 
+std::string lookup(const std::filesystem::path& shard, std::string_view key) {
+  sqlite3* db = nullptr;
+  sqlite3_open_v2(shard.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db, "SELECT v FROM kv WHERE k = ?", -1, &st, nullptr);
+  sqlite3_bind_blob(st, 1, key.data(), static_cast<int>(key.size()), SQLITE_TRANSIENT);
+  std::string out = "<absent>";
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    out.assign(static_cast<const char*>(sqlite3_column_blob(st, 0)),
+               static_cast<std::size_t>(sqlite3_column_bytes(st, 0)));
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return out;
+}
+
 std::string to_hex(std::string_view bytes) {
-  static constexpr char digits[] = "0123456789abcdef";
   std::string out;
   out.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out.push_back(digits[c >> 4]);
-    out.push_back(digits[c & 15]);
-  }
+  boost::algorithm::hex_lower(bytes.begin(), bytes.end(), std::back_inserter(out));
   return out;
 }
 
 std::string from_hex(std::string_view hex) {
-  if (hex.size() % 2) throw std::invalid_argument("odd hex length");
-  auto nib = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    throw std::invalid_argument("bad hex digit");
-  };
-  std::string out(hex.size() / 2, '\0');
-  for (std::size_t i = 0; i < out.size(); ++i)
-    out[i] = static_cast<char>(nib(hex[2 * i]) * 16 + nib(hex[2 * i + 1]));
+  std::string out;
+  out.reserve(hex.size() / 2);
+  boost::algorithm::unhex(hex.begin(), hex.end(), std::back_inserter(out));  // throws if not hex
   return out;
 }
 

@@ -17,6 +17,9 @@ std::filesystem::path make_temp_dir(std::string_view tag);
 std::string read_file(const std::filesystem::path& p);
 std::vector<std::string> read_lines(const std::filesystem::path& p);
 
+/// The value of `key` in a SQLite kv shard file (SELECT v FROM kv WHERE k = ?), or "<absent>".
+std::string lookup(const std::filesystem::path& shard, std::string_view key);
+
 std::string to_hex(std::string_view bytes);
 std::string from_hex(std::string_view hex);
 

@@ -19,6 +19,7 @@
 #include <shardy/manifest_store.hpp>
 #include <shardy/writer.hpp>
 
+#include "support/run_io.hpp"
 #include "support/test_support.hpp"
 #include "writer/run_record.hpp"
 
@@ -33,13 +34,7 @@ using shardy::Timestamp;
 
 namespace {
 
-template <typename T>
-T run(asio::io_context& io, asio::awaitable<T> aw) {
-  auto fut = asio::co_spawn(io, std::move(aw), asio::use_future);
-  io.restart();
-  io.run();
-  return fut.get();
-}
+using shardy::test::run;
 
 Timestamp now_us() {
   return std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());

@@ -10,6 +10,8 @@
 #include <shardy/local_store.hpp>
 #include <thread>
 
+#include "support/error_of.hpp"
+#include "support/run_io.hpp"
 #include "support/test_support.hpp"
 
 namespace shardy {
@@ -17,30 +19,9 @@ namespace {
 
 namespace asio = boost::asio;
 
-template <class T>
-T run(asio::io_context& io, asio::awaitable<T> a) {
-  auto f = asio::co_spawn(io, std::move(a), asio::use_future);
-  io.restart();
-  io.run();
-  return f.get();
-}
+using shardy::test::run;
 
-void run(asio::io_context& io, asio::awaitable<void> a) {
-  auto f = asio::co_spawn(io, std::move(a), asio::use_future);
-  io.restart();
-  io.run();
-  f.get();
-}
-
-template <class F>
-errc error_of(F&& f) {
-  try {
-    f();
-  } catch (const error& e) {
-    return static_cast<errc>(e.code().value());
-  }
-  return errc{};
-}
+using shardy::test::error_of;
 
 constexpr const char* kEmptyEtag = "\"d41d8cd98f00b204e9800998ecf8427e\"";
 constexpr const char* kHelloEtag = "\"5d41402abc4b2a76b9719d911017c592\"";

@@ -9,6 +9,8 @@
 #include <shardy/local_store.hpp>
 #include <shardy/manifest_store.hpp>
 
+#include "support/error_of.hpp"
+#include "support/run_io.hpp"
 #include "support/test_support.hpp"
 
 namespace shardy {
@@ -16,23 +18,9 @@ namespace {
 
 namespace asio = boost::asio;
 
-template <class T>
-T run(asio::io_context& io, asio::awaitable<T> a) {
-  auto f = asio::co_spawn(io, std::move(a), asio::use_future);
-  io.restart();
-  io.run();
-  return f.get();
-}
+using shardy::test::run;
 
-template <class F>
-errc error_of(F&& f) {
-  try {
-    f();
-  } catch (const error& e) {
-    return static_cast<errc>(e.code().value());
-  }
-  return errc{};
-}
+using shardy::test::error_of;
 
 Manifest small_manifest(std::string run_id, std::uint32_t num_dbs = 4) {
   Manifest m;

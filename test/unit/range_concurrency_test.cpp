@@ -98,10 +98,8 @@ struct RangeConcurrent : ::testing::Test {
       std::make_shared<CountingStore>(make_mapped_store(pool.get_executor(), root / "objects"));
 
   ReaderOptions options() {
-    ReaderOptions o;
-    o.manifest_store = snap.manifests;
+    auto o = snap.reader_options(root / "cache");
     o.object_store = store;
-    o.local_root = root / "cache";
     o.access_mode = AccessMode::range;
     o.range.page_cache_pages = 4096;  // more than the shards' pages: nothing is evicted
     return o;

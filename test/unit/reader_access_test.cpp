@@ -46,10 +46,8 @@ struct ReaderAccess : ::testing::Test {
 
   // Objects through the mapped store (ranged GETs, MD5 ETags) over the writer's folder.
   ReaderOptions options(AccessMode mode) {
-    ReaderOptions o;
-    o.manifest_store = snap.manifests;
+    auto o = snap.reader_options(root / "cache");
     o.object_store = make_mapped_store(pool.get_executor(), root / "objects");
-    o.local_root = root / "cache";
     o.access_mode = mode;
     o.metrics = counting;
     return o;

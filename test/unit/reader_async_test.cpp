@@ -42,10 +42,7 @@ struct ReaderFixture : ::testing::Test {
   asio::thread_pool pool{2};
 
   ReaderOptions options() {
-    ReaderOptions o;
-    o.manifest_store = snap.manifests;
-    o.object_store = snap.objects;
-    o.local_root = root / "cache";
+    auto o = snap.reader_options(root / "cache");
     return o;
   }
 

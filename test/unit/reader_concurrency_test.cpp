@@ -36,10 +36,7 @@ struct ConcurrencyFixture : ::testing::Test {
   test::SnapshotWriter snap{root / "objects"};
 
   ReaderOptions options() {
-    ReaderOptions o;
-    o.manifest_store = snap.manifests;
-    o.object_store = snap.objects;
-    o.local_root = root / "cache";
+    auto o = snap.reader_options(root / "cache");
     o.metrics = std::make_shared<PrometheusCollector>();
     return o;
   }

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "reader_snapshot_util.hpp"
+#include "support/error_of.hpp"
 #include "support/test_support.hpp"
 
 namespace shardy {
@@ -34,10 +35,7 @@ struct RowsFixture : ::testing::Test {
   test::SnapshotWriter snap{root / "objects"};
 
   ReaderOptions options() {
-    ReaderOptions o;
-    o.manifest_store = snap.manifests;
-    o.object_store = snap.objects;
-    o.local_root = root / "cache";
+    auto o = snap.reader_options(root / "cache");
     return o;
   }
   std::size_t cache_entries() {
@@ -56,15 +54,7 @@ void vector_only(Manifest& m) {
   m.build.custom["vector"] = std::move(v);
 }
 
-template <typename F>
-errc error_of(F f) {
-  try {
-    f();
-  } catch (const error& e) {
-    return static_cast<errc>(e.code().value());
-  }
-  return errc{};
-}
+using shardy::test::error_of;
 
 // a vector-only snapshot (custom.vector without "unified": true) is refused with
 // errc::unsupported at open (no fallback to an older manifest: it is not a parse error) and at

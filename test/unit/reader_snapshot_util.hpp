@@ -82,6 +82,16 @@ struct SnapshotWriter {
   explicit SnapshotWriter(std::filesystem::path root)
       : objects(std::make_shared<DirObjectStore>(std::move(root))) {}
 
+  /// Options for a reader of these snapshots: this manifest store and object store, its download
+  /// cache in `cache`.
+  ReaderOptions reader_options(std::filesystem::path cache) const {
+    ReaderOptions o;
+    o.manifest_store = manifests;
+    o.object_store = objects;
+    o.local_root = std::move(cache);
+    return o;
+  }
+
   /// Publishes key -> value (written in shards by routing) and returns its ref; `make_current`
   /// moves the pointer.
   /// `edit`, if given, changes the manifest before it is serialized (custom fields, sharding).

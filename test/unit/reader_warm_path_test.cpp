@@ -80,10 +80,7 @@ struct WarmPathFixture : ::testing::Test {
   asio::thread_pool pool{2};
 
   ReaderOptions options() {
-    ReaderOptions o;
-    o.manifest_store = snap.manifests;
-    o.object_store = snap.objects;
-    o.local_root = root / "cache";
+    auto o = snap.reader_options(root / "cache");
     o.shard_open = ShardOpenPolicy::eager;
     return o;
   }

@@ -8,19 +8,14 @@
 #include <fstream>
 #include <shardy/store.hpp>
 
+#include "support/run_io.hpp"
 #include "support/test_support.hpp"
 
 namespace asio = boost::asio;
 
 namespace {
 
-template <typename T>
-T run(asio::io_context& io, asio::awaitable<T> a) {
-  auto f = asio::co_spawn(io, std::move(a), asio::use_future);
-  io.restart();
-  io.run();
-  return f.get();
-}
+using shardy::test::run;
 
 }  // namespace
 

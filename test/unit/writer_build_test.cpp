@@ -16,6 +16,7 @@
 #include <shardy/routing.hpp>
 #include <shardy/writer.hpp>
 
+#include "support/run_io.hpp"
 #include "support/test_support.hpp"
 #include "writer/run_record.hpp"
 
@@ -25,29 +26,9 @@ using shardy::Key;
 
 namespace {
 
-template <typename T>
-T run(asio::io_context& io, asio::awaitable<T> aw) {
-  auto fut = asio::co_spawn(io, std::move(aw), asio::use_future);
-  io.restart();
-  io.run();
-  return fut.get();
-}
+using shardy::test::run;
 
-std::string lookup(const fs::path& shard, std::string_view key) {
-  sqlite3* db = nullptr;
-  sqlite3_open_v2(shard.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
-  sqlite3_stmt* st = nullptr;
-  sqlite3_prepare_v2(db, "SELECT v FROM kv WHERE k = ?", -1, &st, nullptr);
-  sqlite3_bind_blob(st, 1, key.data(), static_cast<int>(key.size()), SQLITE_TRANSIENT);
-  std::string out = "<absent>";
-  if (sqlite3_step(st) == SQLITE_ROW) {
-    out.assign(static_cast<const char*>(sqlite3_column_blob(st, 0)),
-               static_cast<std::size_t>(sqlite3_column_bytes(st, 0)));
-  }
-  sqlite3_finalize(st);
-  sqlite3_close(db);
-  return out;
-}
+using shardy::test::lookup;
 
 std::uint32_t header_page_size(const fs::path& f) {
   const std::string b = shardy::test::read_file(f);
