@@ -10,9 +10,13 @@
 #include <boost/json/parse.hpp>
 #include <cmath>
 #include <cstring>
+#include <list>
 #include <map>
+#include <mutex>
 #include <set>
 #include <shardy/manifest.hpp>
+#include <shardy/shard_lookup.hpp>
+#include <unordered_map>
 
 #include "manifest/python_json.hpp"
 
@@ -208,10 +212,10 @@ WriterInfo parse_writer_info(const json::object& o) {
   return w;
 }
 
-Manifest parse_impl(std::span<const char> bytes) {
+// Copies manifest bytes into a read-only in-memory database (rules magic, sqlite).
+void open_manifest_db(Db& db, std::span<const char> bytes) {
   if (bytes.size() < sizeof kMagic || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
     fail("magic", "unsupported manifest format (not an SQLite 3 database)");
-  Db db;
   if (sqlite3_open_v2(":memory:", &db.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
       SQLITE_OK)
     sqlite_fail(db.db, "open");
@@ -223,49 +227,77 @@ Manifest parse_impl(std::span<const char> bytes) {
                           SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_READONLY) !=
       SQLITE_OK)
     sqlite_fail(db.db, "deserialize");
+}
 
-  Manifest m;
-  {
-    Stmt q;
-    if (sqlite3_prepare_v2(db.db, "SELECT * FROM build_meta LIMIT 1", -1, &q.st, nullptr) !=
-        SQLITE_OK)
-      sqlite_fail(db.db, "build_meta");
-    int rc = sqlite3_step(q.st);
-    if (rc == SQLITE_DONE) fail("build_meta.rows", "build_meta has no row");
-    if (rc != SQLITE_ROW) sqlite_fail(db.db, "build_meta");
-    Row r(q.st, "build_meta");
-    BuildMeta& b = m.build;
-    b.run_id = *r.text("run_id", false);
-    // created_at: any datetime pydantic parses (an INTEGER is Unix seconds).
-    if (sqlite3_column_type(q.st, r.col("created_at")) == SQLITE_INTEGER)
-      b.created_at_text = std::to_string(r.integer("created_at"));
-    else
-      b.created_at_text = *r.text("created_at", false);
-    auto created = parse_timestamp(b.created_at_text);
-    if (!created) fail("created_at", "created_at is not a datetime: '" + b.created_at_text + "'");
-    b.created_at = *created;
-    std::int64_t num_dbs = r.integer("num_dbs");
-    if (num_dbs <= 0) fail("num_dbs", "num_dbs must be > 0, got " + std::to_string(num_dbs));
-    if (num_dbs > static_cast<std::int64_t>(UINT32_MAX))
-      fail("num_dbs", "num_dbs " + std::to_string(num_dbs) + " exceeds shardy's limit 2^32-1");
-    b.num_dbs = static_cast<std::uint32_t>(num_dbs);
-    b.s3_prefix = *r.text("s3_prefix", false);
-    b.key_col = *r.text("key_col", false);
-    b.sharding = parse_sharding(parse_json("sharding.json", *r.text("sharding", false)));
-    b.db_path_template = *r.text("db_path_template", false);
-    b.shard_prefix = *r.text("shard_prefix", false);
-    b.format_version = r.integer("format_version");
-    std::string enc = *r.text("key_encoding", false);
-    auto e = parse_key_encoding(enc);
-    if (!e) fail("key_encoding", "unknown key_encoding '" + enc + "'");
-    b.key_encoding = *e;
-    auto custom = r.text("custom", true);
-    if (custom && !custom->empty()) {
-      json::value cv = parse_json("custom", *custom);
-      if (!cv.is_object()) fail("custom", "custom must be a JSON object");
-      b.custom = std::move(cv.get_object());
-    }
+BuildMeta read_build_meta(sqlite3* db) {
+  Stmt q;
+  if (sqlite3_prepare_v2(db, "SELECT * FROM build_meta LIMIT 1", -1, &q.st, nullptr) != SQLITE_OK)
+    sqlite_fail(db, "build_meta");
+  int rc = sqlite3_step(q.st);
+  if (rc == SQLITE_DONE) fail("build_meta.rows", "build_meta has no row");
+  if (rc != SQLITE_ROW) sqlite_fail(db, "build_meta");
+  Row r(q.st, "build_meta");
+  BuildMeta b;
+  b.run_id = *r.text("run_id", false);
+  // created_at: any datetime pydantic parses (an INTEGER is Unix seconds).
+  if (sqlite3_column_type(q.st, r.col("created_at")) == SQLITE_INTEGER)
+    b.created_at_text = std::to_string(r.integer("created_at"));
+  else
+    b.created_at_text = *r.text("created_at", false);
+  auto created = parse_timestamp(b.created_at_text);
+  if (!created) fail("created_at", "created_at is not a datetime: '" + b.created_at_text + "'");
+  b.created_at = *created;
+  std::int64_t num_dbs = r.integer("num_dbs");
+  if (num_dbs <= 0) fail("num_dbs", "num_dbs must be > 0, got " + std::to_string(num_dbs));
+  if (num_dbs > static_cast<std::int64_t>(UINT32_MAX))
+    fail("num_dbs", "num_dbs " + std::to_string(num_dbs) + " exceeds shardy's limit 2^32-1");
+  b.num_dbs = static_cast<std::uint32_t>(num_dbs);
+  b.s3_prefix = *r.text("s3_prefix", false);
+  b.key_col = *r.text("key_col", false);
+  b.sharding = parse_sharding(parse_json("sharding.json", *r.text("sharding", false)));
+  b.db_path_template = *r.text("db_path_template", false);
+  b.shard_prefix = *r.text("shard_prefix", false);
+  b.format_version = r.integer("format_version");
+  std::string enc = *r.text("key_encoding", false);
+  auto e = parse_key_encoding(enc);
+  if (!e) fail("key_encoding", "unknown key_encoding '" + enc + "'");
+  b.key_encoding = *e;
+  auto custom = r.text("custom", true);
+  if (custom && !custom->empty()) {
+    json::value cv = parse_json("custom", *custom);
+    if (!cv.is_object()) fail("custom", "custom must be a JSON object");
+    b.custom = std::move(cv.get_object());
   }
+  return b;
+}
+
+// One row of `shards` (rule shards.db_id_range checked here, the others by validate_shard).
+ShardMeta read_shard_row(const Row& r, std::uint32_t num_dbs) {
+  ShardMeta s;
+  std::int64_t id = r.integer("db_id");
+  if (id < 0 || id >= static_cast<std::int64_t>(num_dbs))
+    fail("shards.db_id_range",
+         "db_id " + std::to_string(id) + " outside [0, " + std::to_string(num_dbs) + ")");
+  s.db_id = static_cast<std::uint32_t>(id);
+  s.db_url = r.text("db_url", true);
+  s.attempt = r.integer("attempt");
+  s.row_count = r.integer("row_count");
+  s.db_bytes = r.integer("db_bytes");
+  s.min_key = parse_key_json("shards.min_key", r.text("min_key", true));
+  s.max_key = parse_key_json("shards.max_key", r.text("max_key", true));
+  s.checkpoint_id = r.text("checkpoint_id", true);
+  json::value wi = parse_json("shards.writer_info", *r.text("writer_info", false));
+  if (!wi.is_object()) fail("shards.writer_info", "writer_info must be a JSON object");
+  s.writer_info = parse_writer_info(wi.get_object());
+  s.writer_info_json = std::move(wi.get_object());
+  return s;
+}
+
+Manifest parse_impl(std::span<const char> bytes) {
+  Db db;
+  open_manifest_db(db, bytes);
+  Manifest m;
+  m.build = read_build_meta(db.db);
   {
     Stmt q;
     if (sqlite3_prepare_v2(db.db, "SELECT * FROM shards ORDER BY db_id", -1, &q.st, nullptr) !=
@@ -273,25 +305,7 @@ Manifest parse_impl(std::span<const char> bytes) {
       sqlite_fail(db.db, "shards");
     int rc;
     while ((rc = sqlite3_step(q.st)) == SQLITE_ROW) {
-      Row r(q.st, "shards");
-      ShardMeta s;
-      std::int64_t id = r.integer("db_id");
-      if (id < 0 || id >= static_cast<std::int64_t>(m.build.num_dbs))
-        fail("shards.db_id_range", "db_id " + std::to_string(id) + " outside [0, " +
-                                       std::to_string(m.build.num_dbs) + ")");
-      s.db_id = static_cast<std::uint32_t>(id);
-      s.db_url = r.text("db_url", true);
-      s.attempt = r.integer("attempt");
-      s.row_count = r.integer("row_count");
-      s.db_bytes = r.integer("db_bytes");
-      s.min_key = parse_key_json("shards.min_key", r.text("min_key", true));
-      s.max_key = parse_key_json("shards.max_key", r.text("max_key", true));
-      s.checkpoint_id = r.text("checkpoint_id", true);
-      json::value wi = parse_json("shards.writer_info", *r.text("writer_info", false));
-      if (!wi.is_object()) fail("shards.writer_info", "writer_info must be a JSON object");
-      s.writer_info = parse_writer_info(wi.get_object());
-      s.writer_info_json = std::move(wi.get_object());
-      m.shards.push_back(std::move(s));
+      m.shards.push_back(read_shard_row(Row(q.st, "shards"), m.build.num_dbs));
       if (m.shards.size() > m.build.num_dbs) fail("shards.count", "more shard rows than num_dbs");
     }
     if (rc != SQLITE_DONE) sqlite_fail(db.db, "shards");
@@ -341,10 +355,8 @@ void check_key_json(std::string_view rule, const std::optional<Key>& k) {
     fail(rule, "a bytes key must be valid UTF-8 (shardyfusion stores it as a string)");
 }
 
-}  // namespace
-
-void validate_manifest(const Manifest& m) {
-  const BuildMeta& b = m.build;
+// The build_meta rules of validate_manifest.
+void validate_build(const BuildMeta& b) {
   if (b.format_version != 4)
     fail("format_version", "format_version must be 4, got " + std::to_string(b.format_version));
   if (b.num_dbs == 0) fail("num_dbs", "num_dbs must be > 0");
@@ -370,20 +382,30 @@ void validate_manifest(const Manifest& m) {
     }
     if (s.routing_values) validate_routing_values(b);
   }
-  if (m.shards.size() > b.num_dbs) fail("shards.count", "more shard rows than num_dbs");
+}
+
+// The per-row rules of validate_manifest; `ids` (if given) collects the ids seen for
+// shards.db_id_unique.
+void validate_shard(const ShardMeta& sh, std::uint32_t num_dbs, std::set<std::uint32_t>* ids) {
+  if (sh.db_id >= num_dbs)
+    fail("shards.db_id_range",
+         "db_id " + std::to_string(sh.db_id) + " outside [0, " + std::to_string(num_dbs) + ")");
+  if (ids && !ids->insert(sh.db_id).second)
+    fail("shards.db_id_unique", "duplicate db_id " + std::to_string(sh.db_id));
+  if (sh.attempt < 0 || sh.row_count < 0 || sh.db_bytes < 0)
+    fail("shards.non_negative",
+         "attempt, row_count and db_bytes must be >= 0 (db_id " + std::to_string(sh.db_id) + ")");
+  check_key_json("shards.min_key", sh.min_key);
+  check_key_json("shards.max_key", sh.max_key);
+}
+
+}  // namespace
+
+void validate_manifest(const Manifest& m) {
+  validate_build(m.build);
+  if (m.shards.size() > m.build.num_dbs) fail("shards.count", "more shard rows than num_dbs");
   std::set<std::uint32_t> ids;
-  for (const auto& sh : m.shards) {
-    if (sh.db_id >= b.num_dbs)
-      fail("shards.db_id_range",
-           "db_id " + std::to_string(sh.db_id) + " outside [0, " + std::to_string(b.num_dbs) + ")");
-    if (!ids.insert(sh.db_id).second)
-      fail("shards.db_id_unique", "duplicate db_id " + std::to_string(sh.db_id));
-    if (sh.attempt < 0 || sh.row_count < 0 || sh.db_bytes < 0)
-      fail("shards.non_negative",
-           "attempt, row_count and db_bytes must be >= 0 (db_id " + std::to_string(sh.db_id) + ")");
-    check_key_json("shards.min_key", sh.min_key);
-    check_key_json("shards.max_key", sh.max_key);
-  }
+  for (const auto& sh : m.shards) validate_shard(sh, m.build.num_dbs, &ids);
 }
 
 Manifest parse_manifest(std::span<const char> bytes, error_code& ec, std::string* diagnostics) {
@@ -592,6 +614,148 @@ std::string build_manifest(const Manifest& m) {
   std::string out(reinterpret_cast<const char*>(data), static_cast<std::size_t>(size));
   sqlite3_free(data);
   return out;
+}
+
+// --------------------------------------------------------------------------------------------
+// LazyShardLookup (E-15)
+
+struct LazyShardLookup::Impl {
+  Db db;
+  BuildMeta build;
+  std::size_t cache_size = 0;
+  std::mutex mu;             // guards everything below
+  Stmt by_id;                // SELECT * FROM shards WHERE db_id = ?1
+  std::list<ShardMeta> lru;  // most recently used first
+  std::unordered_map<std::uint32_t, std::list<ShardMeta>::iterator> cached;
+  Stats stats;
+
+  ShardMeta read(std::uint32_t db_id) {
+    struct Reset {
+      sqlite3_stmt* st;
+      ~Reset() {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+      }
+    } reset{by_id.st};
+    if (sqlite3_bind_int64(by_id.st, 1, db_id) != SQLITE_OK) sqlite_fail(db.db, "shards");
+    int rc = sqlite3_step(by_id.st);
+    if (rc == SQLITE_DONE) {
+      ShardMeta empty;  // no row: the synthesized empty shard
+      empty.db_id = db_id;
+      return empty;
+    }
+    if (rc != SQLITE_ROW) sqlite_fail(db.db, "shards");
+    ShardMeta s = read_shard_row(Row(by_id.st, "shards"), build.num_dbs);
+    rc = sqlite3_step(by_id.st);
+    if (rc == SQLITE_ROW) fail("shards.db_id_unique", "duplicate db_id " + std::to_string(db_id));
+    if (rc != SQLITE_DONE) sqlite_fail(db.db, "shards");
+    validate_shard(s, build.num_dbs, nullptr);
+    return s;
+  }
+};
+
+LazyShardLookup::LazyShardLookup(std::span<const char> manifest_bytes, std::size_t cache_size)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.cache_size = cache_size;
+  open_manifest_db(m.db, manifest_bytes);
+  m.build = read_build_meta(m.db.db);
+  validate_build(m.build);
+  // The ids' range without decoding a row: min/max of the INTEGER primary key are two b-tree
+  // descents. Ids of another type (a schema without that key) are checked one by one, leniently
+  // like parse_manifest.
+  auto range_fail = [&](const std::string& id) {
+    fail("shards.db_id_range",
+         "db_id " + id + " outside [0, " + std::to_string(m.build.num_dbs) + ")");
+  };
+  bool integers = true;
+  {
+    Stmt q;
+    if (sqlite3_prepare_v2(m.db.db, "SELECT min(db_id), max(db_id) FROM shards", -1, &q.st,
+                           nullptr) != SQLITE_OK ||
+        sqlite3_step(q.st) != SQLITE_ROW)
+      sqlite_fail(m.db.db, "shards");
+    for (int c = 0; c < 2; ++c) {
+      const int type = sqlite3_column_type(q.st, c);
+      if (type == SQLITE_NULL) continue;  // no rows
+      if (type != SQLITE_INTEGER) {
+        integers = false;
+        continue;
+      }
+      const auto id = sqlite3_column_int64(q.st, c);
+      if (id < 0 || id >= static_cast<std::int64_t>(m.build.num_dbs))
+        range_fail(std::to_string(id));
+    }
+  }
+  if (!integers) {
+    Stmt q;
+    if (sqlite3_prepare_v2(m.db.db, "SELECT db_id FROM shards", -1, &q.st, nullptr) != SQLITE_OK)
+      sqlite_fail(m.db.db, "shards");
+    int rc;
+    while ((rc = sqlite3_step(q.st)) == SQLITE_ROW) {
+      const auto id = Row(q.st, "shards").integer("db_id");
+      if (id < 0 || id >= static_cast<std::int64_t>(m.build.num_dbs))
+        range_fail(std::to_string(id));
+    }
+    if (rc != SQLITE_DONE) sqlite_fail(m.db.db, "shards");
+  }
+  if (sqlite3_prepare_v3(m.db.db, "SELECT * FROM shards WHERE db_id = ?1", -1,
+                         SQLITE_PREPARE_PERSISTENT, &m.by_id.st, nullptr) != SQLITE_OK)
+    sqlite_fail(m.db.db, "shards");
+}
+
+LazyShardLookup::~LazyShardLookup() = default;
+LazyShardLookup::LazyShardLookup(LazyShardLookup&&) noexcept = default;
+LazyShardLookup& LazyShardLookup::operator=(LazyShardLookup&&) noexcept = default;
+
+const BuildMeta& LazyShardLookup::build() const noexcept { return impl_->build; }
+
+Router LazyShardLookup::router() const {
+  if (impl_->build.sharding.strategy != ShardingStrategy::hash)
+    throw_error(errc::unsupported, "CEL-sharded snapshots are not supported");
+  return Router(impl_->build.num_dbs, impl_->build.key_encoding);
+}
+
+ShardMeta LazyShardLookup::shard(std::uint32_t db_id) const {
+  Impl& m = *impl_;
+  if (db_id >= m.build.num_dbs)
+    throw_error(errc::invalid_argument, "db_id " + std::to_string(db_id) + " outside [0, " +
+                                            std::to_string(m.build.num_dbs) + ")");
+  std::lock_guard lock(m.mu);
+  if (auto it = m.cached.find(db_id); it != m.cached.end()) {
+    ++m.stats.cache_hits;
+    m.lru.splice(m.lru.begin(), m.lru, it->second);
+    return *it->second;
+  }
+  ShardMeta s = m.read(db_id);
+  ++m.stats.rows_read;
+  if (m.cache_size == 0) return s;
+  if (m.lru.size() >= m.cache_size) {
+    m.cached.erase(m.lru.back().db_id);
+    m.lru.pop_back();
+  }
+  m.lru.push_front(s);
+  m.cached.emplace(db_id, m.lru.begin());
+  return s;
+}
+
+ShardMeta LazyShardLookup::shard(std::uint32_t db_id, error_code& ec) const noexcept {
+  ec = {};
+  try {
+    return shard(db_id);
+  } catch (const error& e) {
+    ec = e.code();
+  } catch (const std::bad_alloc&) {
+    ec = make_error_code(errc::io_error);
+  }
+  return {};
+}
+
+LazyShardLookup::Stats LazyShardLookup::stats() const {
+  std::lock_guard lock(impl_->mu);
+  Stats s = impl_->stats;
+  s.cached = impl_->lru.size();
+  return s;
 }
 
 }  // namespace shardy

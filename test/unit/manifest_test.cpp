@@ -6,6 +6,7 @@
 #include <boost/json/parse.hpp>
 #include <cstring>
 #include <shardy/manifest.hpp>
+#include <shardy/shard_lookup.hpp>
 
 #include "support/test_support.hpp"
 
@@ -530,6 +531,159 @@ TEST(ManifestKvGate, VectorOnlyManifestsAreRefusedForKvReads) {
   EXPECT_NO_THROW(check_kv_readable(m));
   m.build.custom["vector"] = "not an object";
   EXPECT_NO_THROW(check_kv_readable(m));
+}
+
+// ---- E-15: LazyShardLookup --------------------------------------------------------------------
+
+// Diagnostics of a shardy::error thrown by f ("" when nothing is thrown).
+template <typename F>
+std::string thrown(F&& f) {
+  try {
+    f();
+  } catch (const error& e) {
+    EXPECT_EQ(e.code(), errc::manifest_parse_error) << e.diagnostics();
+    return e.diagnostics();
+  }
+  return "";
+}
+
+void expect_same_shard(const ShardMeta& got, const ShardMeta& want) {
+  EXPECT_EQ(got.db_id, want.db_id);
+  EXPECT_EQ(got.db_url, want.db_url) << want.db_id;
+  EXPECT_EQ(got.attempt, want.attempt) << want.db_id;
+  EXPECT_EQ(got.row_count, want.row_count) << want.db_id;
+  EXPECT_EQ(got.db_bytes, want.db_bytes) << want.db_id;
+  EXPECT_EQ(got.min_key, want.min_key) << want.db_id;
+  EXPECT_EQ(got.max_key, want.max_key) << want.db_id;
+  EXPECT_EQ(got.checkpoint_id, want.checkpoint_id) << want.db_id;
+  EXPECT_EQ(got.writer_info.duration_ms, want.writer_info.duration_ms) << want.db_id;
+  EXPECT_EQ(got.writer_info_json, want.writer_info_json) << want.db_id;
+}
+
+// A 100k-shard manifest (rows for every third id, the others empty): the lookup decodes no row
+// when it is built, then exactly one per id asked for, the same record parse_manifest gives
+// (synthesized empty ones for ids without a row), from the LRU cache when asked again; routing
+// needs no row at all.
+TEST(LazyShardLookup, HundredThousandShardsAreReadOnDemand_E15) {
+  Manifest big = sample();
+  big.build.num_dbs = 100000;
+  big.shards.clear();
+  for (std::uint32_t id = 0; id < big.build.num_dbs; id += 3) {
+    ShardMeta s;
+    s.db_id = id;
+    s.db_url = "s3://bucket/snap/shards/run_id=r/db=" + std::to_string(id) + "/attempt=00";
+    s.row_count = id + 1;
+    s.db_bytes = 4096;
+    s.min_key = Key::integer(id);
+    s.max_key = Key::integer(id + 1000);
+    s.checkpoint_id = "c" + std::to_string(id);
+    s.writer_info.duration_ms = id % 100;
+    big.shards.push_back(std::move(s));
+  }
+  const std::string bytes = build_manifest(big);
+  const Manifest full = parse_manifest(bytes);
+  const auto all = full.all_shards();
+
+  LazyShardLookup lazy(bytes, 4);
+  EXPECT_EQ(lazy.stats().rows_read, 0u);
+  EXPECT_EQ(lazy.build().num_dbs, 100000u);
+  EXPECT_EQ(lazy.build().run_id, full.build.run_id);
+  EXPECT_EQ(lazy.build().custom, full.build.custom);
+
+  // Routing needs no shard row.
+  const Router router = lazy.router();
+  for (std::int64_t k = 0; k < 1000; ++k)
+    EXPECT_EQ(router.shard_for(Key::integer(k)),
+              Router(full.build.num_dbs, full.build.key_encoding).shard_for(Key::integer(k)));
+  EXPECT_EQ(lazy.stats().rows_read, 0u);
+
+  for (std::uint32_t id : {0u, 1u, 3u, 99999u}) expect_same_shard(lazy.shard(id), all[id]);
+  EXPECT_EQ(lazy.stats().rows_read, 4u);  // rows for 0, 3 and 99999; none for 1
+  EXPECT_EQ(lazy.stats().cached, 4u);
+  EXPECT_FALSE(lazy.shard(1).db_url);  // the synthesized empty shard, from the cache
+  EXPECT_EQ(lazy.shard(1).row_count, 0);
+  EXPECT_EQ(lazy.stats().cache_hits, 2u);
+  EXPECT_EQ(lazy.stats().rows_read, 4u);
+
+  // LRU with room for 4: a fifth id evicts the least recently used one (0), not 3.
+  expect_same_shard(lazy.shard(50001), all[50001]);
+  EXPECT_EQ(lazy.stats().rows_read, 5u);
+  EXPECT_EQ(lazy.stats().cached, 4u);
+  expect_same_shard(lazy.shard(3), all[3]);
+  EXPECT_EQ(lazy.stats().cache_hits, 3u);
+  expect_same_shard(lazy.shard(0), all[0]);
+  EXPECT_EQ(lazy.stats().rows_read, 6u);
+
+  error_code ec;
+  lazy.shard(100000, ec);
+  EXPECT_EQ(ec, errc::invalid_argument);
+  EXPECT_THROW(lazy.shard(std::uint32_t(-1)), error);
+
+  // No cache: every call reads its row.
+  LazyShardLookup uncached(bytes, 0);
+  uncached.shard(3);
+  uncached.shard(3);
+  EXPECT_EQ(uncached.stats().rows_read, 2u);
+  EXPECT_EQ(uncached.stats().cached, 0u);
+}
+
+// build_meta is validated at construction with parse_manifest's rules; shard rows only when they
+// are read, with the per-row rules (the rest of the manifest stays readable).
+TEST(LazyShardLookup, RulesAtConstructionAndPerRow_E15) {
+  EXPECT_NE(thrown([] {
+              LazyShardLookup l(mutate(built(), "UPDATE build_meta SET format_version=3"));
+            }).find("rule 'format_version'"),
+            std::string::npos);
+  EXPECT_NE(thrown([] {
+              LazyShardLookup l(std::string("not a manifest at all, no"));
+            }).find("rule 'magic'"),
+            std::string::npos);
+  EXPECT_NE(thrown([] {
+              LazyShardLookup l(mutate(built(), "UPDATE shards SET db_id=8 WHERE db_id=7"));
+            }).find("rule 'shards.db_id_range'"),
+            std::string::npos);
+
+  // A bad row: parse_manifest refuses the whole manifest; the lazy lookup serves the good rows
+  // and refuses that one, each time it is asked for.
+  const auto bad = mutate(built(), "UPDATE shards SET row_count=-1 WHERE db_id=3");
+  EXPECT_NE(parse_error(bad).find("shards.non_negative"), std::string::npos);
+  LazyShardLookup lazy(bad);
+  const auto all = parse_manifest(built()).all_shards();
+  expect_same_shard(lazy.shard(0), all[0]);
+  expect_same_shard(lazy.shard(7), all[7]);
+  for (int i = 0; i < 2; ++i)
+    EXPECT_NE(thrown([&] { lazy.shard(3); }).find("rule 'shards.non_negative'"), std::string::npos);
+  error_code ec;
+  lazy.shard(3, ec);
+  EXPECT_EQ(ec, errc::manifest_parse_error);
+  const auto badkey = mutate(built(), "UPDATE shards SET min_key='1.5' WHERE db_id=7");
+  EXPECT_NE(thrown([&] { LazyShardLookup(badkey).shard(7); }).find("rule 'shards.min_key'"),
+            std::string::npos);
+
+  // Without the INTEGER primary key, a duplicate id is found when it is read; ids stored as
+  // text are range-checked one by one at construction.
+  const auto dup = mutate(built(),
+                          "CREATE TABLE s2 AS SELECT * FROM shards; DROP TABLE shards; ALTER TABLE "
+                          "s2 RENAME TO shards; UPDATE shards SET db_id=3 WHERE db_id=7");
+  EXPECT_NE(thrown([&] { LazyShardLookup(dup).shard(3); }).find("rule 'shards.db_id_unique'"),
+            std::string::npos);
+  const auto text_ids = mutate(built(),
+                               "CREATE TABLE s2 AS SELECT * FROM shards; DROP TABLE shards; ALTER "
+                               "TABLE s2 RENAME TO shards; UPDATE shards SET db_id='9' WHERE "
+                               "db_id=7");
+  EXPECT_NE(thrown([&] { LazyShardLookup l(text_ids); }).find("rule 'shards.db_id_range'"),
+            std::string::npos);
+
+  // CEL manifests parse; routing them is refused as in the readers.
+  const auto cel = mutate(built(), std::string("UPDATE build_meta SET sharding='") + kCategorical +
+                                       "', num_dbs=3; DELETE FROM shards WHERE db_id>2");
+  LazyShardLookup cel_lookup(cel);
+  try {
+    cel_lookup.router();
+    ADD_FAILURE() << "routed a CEL snapshot";
+  } catch (const error& e) {
+    EXPECT_EQ(e.code(), errc::unsupported);
+  }
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <shardy/object_store.hpp>
 #include <shardy/routing.hpp>
 #include <shardy/s3_client.hpp>
+#include <shardy/shard_lookup.hpp>
 #include <shardy/store.hpp>
 
 #ifdef SQLITE_VERSION
