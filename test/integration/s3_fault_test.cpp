@@ -36,6 +36,11 @@ class S3Faults : public S3ServerTest {
     return data;
   }
 
+  // The first-byte timeout of tests whose faults stall for 3 s: well under the stall, and well
+  // over a healthy response's first byte on a loaded 2-core machine under ASan (300 ms made
+  // EveryFaultInARowThenSuccess time out on a good response once, at load 7).
+  static constexpr std::chrono::milliseconds kStallTimeout{1000};
+
   S3Options proxied(unsigned max_attempts = 5, std::chrono::milliseconds first_byte = 5000ms) {
     auto o = options(/*via_fault_proxy=*/true);
     o.retry.max_attempts = max_attempts;
@@ -233,7 +238,7 @@ TEST_F(S3Faults, PersistentResetsAreBounded) {
 TEST_F(S3Faults, StallLongerThanTimeoutThenSuccess) {
   auto data = seed("o", 1000);
   auto t0 = std::chrono::steady_clock::now();
-  expect_recovers("o", data, {Fault::stall(3000)}, proxied(5, /*first_byte=*/300ms));
+  expect_recovers("o", data, {Fault::stall(3000)}, proxied(5, /*first_byte=*/kStallTimeout));
   // The client gave up on the stalled attempt instead of waiting it out.
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 2500ms);
 }
@@ -241,11 +246,11 @@ TEST_F(S3Faults, StallLongerThanTimeoutThenSuccess) {
 TEST_F(S3Faults, StallWithoutRetriesIsTimeout) {
   seed("o", 1000);
   auto t0 = std::chrono::steady_clock::now();
-  auto [ec, r] = get_with("o", {Fault::stall(3000)}, proxied(1, /*first_byte=*/300ms));
+  auto [ec, r] = get_with("o", {Fault::stall(3000)}, proxied(1, /*first_byte=*/kStallTimeout));
   auto took = std::chrono::steady_clock::now() - t0;
   EXPECT_EQ(ec, errc::timeout) << ec.message() << ": " << r.diagnostics;
   EXPECT_TRUE(r.body.empty());
-  EXPECT_GE(took, 250ms);
+  EXPECT_GE(took, kStallTimeout - 50ms);
   EXPECT_LT(took, 2500ms);
   expect_proxy_saw("o", 1, 1);
 }
@@ -253,7 +258,7 @@ TEST_F(S3Faults, StallWithoutRetriesIsTimeout) {
 TEST_F(S3Faults, StallInsideTheBodyThenSuccess) {
   auto data = seed("o", 200 * 1024);
   expect_recovers("o", data, {Fault::stall(3000, /*after_bytes=*/50 * 1024)},
-                  proxied(5, /*first_byte=*/300ms));
+                  proxied(5, /*first_byte=*/kStallTimeout));
 }
 
 TEST_F(S3Faults, OperationTimeoutBoundsAStalledOperation) {
@@ -310,7 +315,7 @@ TEST_F(S3Faults, EveryFaultInARowThenSuccess) {
       {Fault::http_status(503, "SlowDown"), Fault::of("reset_before_response"),
        Fault::cut("short_body", 1), Fault::http_status(500), Fault::of("close_before_response"),
        Fault::stall(3000), Fault::cut("reset_mid_body", 200 * 1024), Fault::stall(3000, 10)},
-      proxied(/*max_attempts=*/9, /*first_byte=*/300ms));
+      proxied(/*max_attempts=*/9, /*first_byte=*/kStallTimeout));
 }
 
 // --- other operations -----------------------------------------------------------------------
@@ -345,7 +350,7 @@ TEST_F(S3Faults, DownloadToFileResumesAfterFaults) {
   inject_faults(obj_path("o"),
                 {Fault::cut("reset_mid_body", 1 << 20), Fault::cut("short_body", 1000),
                  Fault::stall(3000, 4096), Fault::http_status(503, "SlowDown")});
-  auto c = client(proxied(/*max_attempts=*/6, /*first_byte=*/300ms));
+  auto c = client(proxied(/*max_attempts=*/6, /*first_byte=*/kStallTimeout));
   auto dir = make_temp_dir("s3faults-download");
   auto [ec, r] = call(
       [&](auto tok) { return c.async_download_to_file(bucket, key("o"), dir / "o.bin", tok); });
@@ -448,7 +453,7 @@ TEST_F(S3Faults, GetRangesRecoverFromFaults) {
 // After resets and stalls the client's pool still serves requests on healthy connections.
 TEST_F(S3Faults, PoolStaysHealthyAfterFaults) {
   auto data = seed("o", 4096);
-  auto c = client(proxied(5, /*first_byte=*/300ms));
+  auto c = client(proxied(5, /*first_byte=*/kStallTimeout));
   inject_faults(obj_path("o"), {Fault::of("reset_before_response"), Fault::cut("short_body", 10),
                                 Fault::stall(3000), Fault::cut("reset_mid_body", 100)});
   for (int i = 0; i < 4; ++i) {
