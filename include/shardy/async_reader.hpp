@@ -29,7 +29,9 @@
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/defer.hpp>
 #include <boost/asio/deferred.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/system_executor.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/json/object.hpp>
 #include <chrono>
 #include <cstdint>
@@ -57,26 +59,76 @@ struct HandleState;
 /// The warm path of async_get, compiled in the library: when the key's shard is open and its
 /// lookups never wait on the network (a downloaded shard), looks the key up now, on the calling
 /// thread, and returns true with the result in (ec, out); otherwise returns false and the caller
-/// takes the asynchronous path. Never throws.
+/// takes the asynchronous path. Never throws. The overload without a context is async_get(key).
 bool try_get_now(ReaderCore& core, const Key& key, const boost::json::object& ctx, error_code& ec,
+                 std::optional<Value>& out) noexcept;
+bool try_get_now(ReaderCore& core, const Key& key, error_code& ec,
                  std::optional<Value>& out) noexcept;
 /// The reader's executor (where handlers without an associated executor run).
 boost::asio::any_io_executor reader_executor(const ReaderCore& core) noexcept;
 
 /// Completes `handler` with `args` as a continuation (boost::asio::defer): never inside the
-/// calling function, on the handler's associated executor, else on `fallback`. One hop, with no
-/// type erasure, so that a warm lookup costs little more than the SQLite lookup itself.
+/// calling function, on the handler's associated executor, else on the reader's executor. One
+/// hop, with no type erasure, so that a warm lookup costs little more than the SQLite lookup
+/// itself: when the associated executor is an any_io_executor that holds a plain thread_pool or
+/// io_context executor (a coroutine spawned on one), the hop goes through that executor directly
+/// instead of through the type-erased require/prefer/execute calls (same queue, same semantics).
 template <typename Handler, typename... Args>
-void complete_deferred(Handler handler, const boost::asio::any_io_executor& fallback,
-                       Args&&... args) {
-  if constexpr (std::is_same_v<boost::asio::associated_executor_t<Handler>,
-                               boost::asio::system_executor>) {
-    boost::asio::defer(boost::asio::bind_executor(
-        fallback, boost::asio::append(std::move(handler), std::forward<Args>(args)...)));
+void complete_deferred(Handler handler, const ReaderCore& core, Args&&... args) {
+  namespace asio = boost::asio;
+  using handler_executor = asio::associated_executor_t<Handler>;
+  if constexpr (std::is_same_v<handler_executor, asio::system_executor>) {
+    asio::defer(asio::bind_executor(reader_executor(core),
+                                    asio::append(std::move(handler), std::forward<Args>(args)...)));
+  } else if constexpr (std::is_same_v<handler_executor, asio::any_io_executor>) {
+    const handler_executor ex = asio::get_associated_executor(handler);
+    if (const auto* pool = ex.template target<asio::thread_pool::executor_type>()) {
+      asio::defer(asio::bind_executor(
+          *pool, asio::append(std::move(handler), std::forward<Args>(args)...)));
+      return;
+    }
+    if (const auto* io = ex.template target<asio::io_context::executor_type>()) {
+      asio::defer(
+          asio::bind_executor(*io, asio::append(std::move(handler), std::forward<Args>(args)...)));
+      return;
+    }
+    asio::defer(asio::append(std::move(handler), std::forward<Args>(args)...));
   } else {
-    boost::asio::defer(boost::asio::append(std::move(handler), std::forward<Args>(args)...));
+    asio::defer(asio::append(std::move(handler), std::forward<Args>(args)...));
   }
 }
+
+/// The initiation of async_get: the warm path now (see try_get_now), else the coroutine path.
+struct InitiateGet {
+  template <typename Handler>
+  void operator()(Handler handler, std::shared_ptr<ReaderCore> core, Key key) const {
+    if (core) {
+      error_code ec;
+      std::optional<Value> v;
+      if (try_get_now(*core, key, ec, v)) {
+        complete_deferred(std::move(handler), *core, ec, std::move(v));
+        return;
+      }
+    }
+    start(std::move(handler), std::move(core), std::move(key), boost::json::object());
+  }
+  template <typename Handler>
+  void operator()(Handler handler, std::shared_ptr<ReaderCore> core, Key key,
+                  boost::json::object ctx) const {
+    if (core) {
+      error_code ec;
+      std::optional<Value> v;
+      if (try_get_now(*core, key, ctx, ec, v)) {
+        complete_deferred(std::move(handler), *core, ec, std::move(v));
+        return;
+      }
+    }
+    start(std::move(handler), std::move(core), std::move(key), std::move(ctx));
+  }
+  template <typename Handler>
+  static void start(Handler handler, std::shared_ptr<ReaderCore> core, Key key,
+                    boost::json::object ctx);
+};
 }  // namespace detail
 
 /// Column values for CEL routing (E-08). shardy routes HASH snapshots only: a non-empty context
@@ -171,25 +223,14 @@ class AsyncReader {
   template <boost::asio::completion_token_for<void(error_code, std::optional<Value>)> Token =
                 boost::asio::deferred_t>
   auto async_get(Key key, Token&& token = {}) const {
-    return async_get(std::move(key), RoutingContext{}, std::forward<Token>(token));
+    return boost::asio::async_initiate<Token, void(error_code, std::optional<Value>)>(
+        detail::InitiateGet{}, token, core_, std::move(key));
   }
   template <boost::asio::completion_token_for<void(error_code, std::optional<Value>)> Token =
                 boost::asio::deferred_t>
   auto async_get(Key key, RoutingContext context, Token&& token = {}) const {
     return boost::asio::async_initiate<Token, void(error_code, std::optional<Value>)>(
-        [](auto handler, std::shared_ptr<detail::ReaderCore> core, Key key, RoutingContext ctx) {
-          if (core) {
-            error_code ec;
-            std::optional<Value> v;
-            if (detail::try_get_now(*core, key, ctx, ec, v)) {
-              detail::complete_deferred(std::move(handler), detail::reader_executor(*core), ec,
-                                        std::move(v));
-              return;
-            }
-          }
-          initiate_get(std::move(core), std::move(key), std::move(ctx), std::move(handler));
-        },
-        token, core_, std::move(key), std::move(context));
+        detail::InitiateGet{}, token, core_, std::move(key), std::move(context));
   }
 
   /// Looks many keys up: one result per input key, in input order (duplicates included). Keys are
@@ -303,6 +344,7 @@ class AsyncReader {
 
  private:
   friend class Reader;
+  friend struct detail::InitiateGet;
   explicit AsyncReader(std::shared_ptr<detail::ReaderCore> core) : core_(std::move(core)) {}
 
   static void initiate_open(
@@ -334,5 +376,11 @@ class AsyncReader {
 
   std::shared_ptr<detail::ReaderCore> core_;
 };
+
+template <typename Handler>
+void detail::InitiateGet::start(Handler handler, std::shared_ptr<ReaderCore> core, Key key,
+                                boost::json::object ctx) {
+  AsyncReader::initiate_get(std::move(core), std::move(key), std::move(ctx), std::move(handler));
+}
 
 }  // namespace shardy

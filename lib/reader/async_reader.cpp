@@ -139,6 +139,12 @@ bool try_get_now(ReaderCore& core, const Key& key, const RoutingContext& ctx, er
   }
 }
 
+bool try_get_now(ReaderCore& core, const Key& key, error_code& ec,
+                 std::optional<Value>& out) noexcept {
+  static const RoutingContext no_context;
+  return try_get_now(core, key, no_context, ec, out);
+}
+
 asio::any_io_executor reader_executor(const ReaderCore& core) noexcept { return core.executor(); }
 
 }  // namespace detail

@@ -5,11 +5,13 @@
 
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+#include <functional>
 #include <future>
 #include <random>
 #include <shardy/async_reader.hpp>
@@ -133,6 +135,72 @@ TEST_F(WarmPathFixture, AsyncGetNeverCompletesInline) {
   EXPECT_EQ(inline_calls.load(), 0);
   EXPECT_EQ(wrong_executor.load(), 0);
   EXPECT_EQ(wrong_value.load(), 0);
+  reader.close();
+}
+
+// Coroutines awaiting warm lookups resume on their own executor, whatever it is: the thread pool
+// itself and an io_context (whose hop skips the type-erased executor calls), a strand of the pool
+// (which keeps the generic path), with and without a routing context. A handler posted just
+// before each lookup runs before the coroutine resumes: the completion is a real hop through the
+// executor's queue, never inline.
+TEST_F(WarmPathFixture, AwaitedGetResumesOnTheCoroutinesExecutorAfterAHop) {
+  snap.manifests->set_current_ref(snap.publish("run1", 4, rows(50, "A")));
+  auto reader =
+      AsyncReader::async_open(pool.get_executor(), snap.prefix, options(), asio::use_future).get();
+  asio::io_context io;
+  auto strand = asio::make_strand(pool.get_executor());
+  std::atomic<int> wrong_value{0}, wrong_executor{0}, not_hopped{0}, done{0};
+  // `on` answers whether the current thread runs the coroutine's executor; `mark` posts a
+  // handler to it that sets the flag.
+  auto worker = [&](std::function<bool()> on,
+                    std::function<void(std::atomic<bool>*)> mark) -> asio::awaitable<void> {
+    for (int i = 0; i < 50; ++i) {
+      std::atomic<bool> marked{false};
+      mark(&marked);
+      auto key = Key::integer(i);
+      std::optional<Value> v;
+      if (i % 2) {
+        auto v1 = co_await reader.async_get(std::move(key));
+        v = std::move(v1);
+      } else {
+        RoutingContext none;
+        auto v2 = co_await reader.async_get(std::move(key), std::move(none));
+        v = std::move(v2);
+      }
+      if (!v || *v != "A:" + std::to_string(i)) ++wrong_value;
+      if (!on()) ++wrong_executor;
+      if (!marked.load()) ++not_hopped;
+    }
+    ++done;
+  };
+  auto io_ex = io.get_executor();
+  auto on_io = [io_ex] { return io_ex.running_in_this_thread(); };
+  auto mark_io = [io_ex](std::atomic<bool>* f) { asio::post(io_ex, [f] { f->store(true); }); };
+  auto on_strand = [strand] { return strand.running_in_this_thread(); };
+  auto mark_strand = [strand](std::atomic<bool>* f) {
+    asio::post(strand, [f] { f->store(true); });
+  };
+  auto f_io = asio::co_spawn(io, worker(on_io, mark_io), asio::use_future);
+  auto f_strand = asio::co_spawn(strand, worker(on_strand, mark_strand), asio::use_future);
+  // On the 2-thread pool the marker may run on the other thread at any time, so only the
+  // executor is checked there; the hop itself is checked on the single-threaded io_context and on
+  // the strand (both run their handlers in order).
+  auto pool_ex = pool.get_executor();
+  auto on_pool = [pool_ex] { return pool_ex.running_in_this_thread(); };
+  auto mark_pool = [](std::atomic<bool>* f) { f->store(true); };
+  auto f_pool = asio::co_spawn(pool, worker(on_pool, mark_pool), asio::use_future);
+  std::thread io_thread([&] { io.run(); });
+  ASSERT_EQ(f_io.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  ASSERT_EQ(f_strand.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  ASSERT_EQ(f_pool.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  io_thread.join();
+  f_io.get();
+  f_strand.get();
+  f_pool.get();
+  EXPECT_EQ(done.load(), 3);
+  EXPECT_EQ(wrong_value.load(), 0);
+  EXPECT_EQ(wrong_executor.load(), 0);
+  EXPECT_EQ(not_hopped.load(), 0);
   reader.close();
 }
 
