@@ -98,10 +98,10 @@ struct ReaderOptions {
   ShardOpenPolicy shard_open = ShardOpenPolicy::lazy;
   /// Shard groups of one multi_get looked up at once (C-04); also bounds eager opening.
   std::size_t max_concurrency = 64;
-  /// Threads of the pool that runs lookups which block on the network (range tier) for
-  /// AsyncReader (the sync Reader runs them on its calling thread, which blocks anyway; never on
-  /// an io thread). Created on first need; 0 = run them on the io executor's threads (only safe
-  /// when those are not the threads serving S3).
+  /// Threads of the pool for work that would block an io thread: range-tier lookups of
+  /// AsyncReader (the sync Reader runs them on its calling thread), range shard opening, and
+  /// download finalisation (fsync). Created on first need; 0 = run that work on the io
+  /// executor's threads (only safe for range shards when those are not the threads serving S3).
   std::size_t blocking_threads = 4;
 
   // --- instrumentation ------------------------------------------------------------------------

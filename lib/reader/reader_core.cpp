@@ -12,6 +12,7 @@
 #include <map>
 #include <thread>
 
+#include "core/blocking_hop.hpp"
 #include "shard/range_shard.hpp"
 
 namespace shardy::detail {
@@ -223,7 +224,10 @@ RouteResult ReaderCore::route(const SnapshotState& st, const Key& key,
 shard::ShardOpenContext ReaderCore::open_context(const SnapshotState& st, const ShardMeta& m) {
   shard::ShardOpenContext c;
   c.executor = ex_;
-  if (st.factory->needs_blocking_executor()) c.blocking_executor = blocking_executor();
+  if (st.factory->needs_blocking_executor()) {
+    c.blocking_executor = blocking_executor();
+    c.blocking_owner = shared_from_this();
+  }
   c.objects = objects_;
   c.meta = m;
   c.db_object = m.db_url.value_or("") + "/shard.db";
@@ -453,20 +457,11 @@ awaitable<std::shared_ptr<shard::ShardReader>> ReaderCore::ensure_open(
 template <typename F>
 awaitable<std::invoke_result_t<F&>> run_shard_call(ReaderCore& core, shard::ShardReader& r, F f) {
   if (r.threading() == shard::LookupThreading::caller_thread) co_return f();
-  // Bound: post(ex, use_awaitable) alone would resume this coroutine on its own (io) executor.
-  // The posting (io) thread holds the core, and with it the blocking pool, until post() has
-  // returned: Asio's scheduler signals its condition variable after unlocking the queue, so the
-  // call may finish on the pool and its caller drop the reader (~ReaderCore destroys the pool)
-  // before this thread's pthread_cond_signal (a TSan report: RangeConcurrent.RefreshUnderLoad...
-  // with --gtest_repeat=10, pool destroyed in Reader::~Reader while an io thread signalled it).
-  auto hop = [](auto handler, asio::any_io_executor to, std::shared_ptr<ReaderCore> keep) {
-    asio::post(asio::bind_executor(std::move(to), std::move(handler)));
-    keep.reset();  // after post() returned; may run ~ReaderCore here, on this io thread
-  };
+  // On the blocking pool; the posting io thread keeps the core (which owns the pool) alive until
+  // its post() has returned (see detail::hop_to).
   auto blocking = core.blocking_executor();
   auto keep = core.shared_from_this();
-  co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
-      hop, use_awaitable, std::move(blocking), std::move(keep));
+  co_await detail::hop_to(std::move(blocking), std::move(keep));
   std::exception_ptr failure;
   std::optional<std::invoke_result_t<F&>> out;
   try {

@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -23,6 +22,7 @@
 #include <shardy/metrics.hpp>
 #include <system_error>
 
+#include "core/blocking_hop.hpp"
 #include "shard/async_semaphore.hpp"
 #include "shard/sqlite_shard.hpp"
 
@@ -159,6 +159,9 @@ class DownloadShardFactory final : public ShardFactory,
  public:
   explicit DownloadShardFactory(DownloadCacheOptions o)
       : opts_(std::move(o)), downloads_(std::max<std::size_t>(1, opts_.max_concurrent_downloads)) {}
+
+  // Finalising a download (size check, fsync, rename) blocks on the disk: on the blocking pool.
+  bool needs_blocking_executor() const noexcept override { return true; }
 
   asio::awaitable<std::shared_ptr<ShardReader>> open(ShardOpenContext ctx) override {
     const ShardMeta& m = ctx.meta;
@@ -308,7 +311,6 @@ class DownloadShardFactory final : public ShardFactory,
       std::error_code ec;
       auto written = fs::file_size(tmp, ec);
       fs::remove(tmp, ec);
-      if (metrics) metrics->on_shard_open_error(db_id);
       // A store that ran out of space may report it as a generic I/O error: check.
       auto sp = fs::space(dir, ec);
       const bool full = !ec && m.db_bytes > 0 &&
@@ -326,13 +328,10 @@ class DownloadShardFactory final : public ShardFactory,
       }
     }
 
-    // Finalise off the io thread when we can: fsync of a large file can take a while. Bound:
-    // post(ex, use_awaitable) alone would resume this coroutine on its own (io) executor, after a
-    // round trip through `ex` (ReaderDownloadCache.FinalisationRunsOnTheBlockingExecutor).
-    if (ctx.blocking_executor) {
-      auto on_blocking_pool = asio::bind_executor(ctx.blocking_executor, asio::use_awaitable);
-      co_await asio::post(std::move(on_blocking_pool));
-    }
+    // Finalise off the io thread: fsync of a large file can take a while
+    // (ReaderDownloadCache.FinalisationRunsOnTheBlockingExecutor; in a reader,
+    // ReaderFixture.DownloadFinalisationRunsOffTheIoThreads).
+    if (ctx.blocking_executor) co_await detail::hop_to(ctx.blocking_executor, ctx.blocking_owner);
     try {
       std::error_code ec;
       auto size = fs::file_size(tmp, ec);
@@ -354,7 +353,6 @@ class DownloadShardFactory final : public ShardFactory,
     } catch (...) {
       std::error_code ec;
       fs::remove(tmp, ec);
-      if (metrics) metrics->on_shard_open_error(db_id);
       throw;
     }
     co_await asio::post(ctx.executor, asio::use_awaitable);

@@ -2,10 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <exception>
 #include <shardy/error.hpp>
 
+#include "core/blocking_hop.hpp"
 #include "shard/range_vfs.hpp"
 #include "shard/sqlite_shard.hpp"
 
@@ -57,8 +59,10 @@ class RangeShard final : public ShardReader {
 
 // Runs on the blocking executor: opening a SQLite connection reads pages (page 1, the schema),
 // which may wait on S3.
-boost::asio::awaitable<std::shared_ptr<ShardReader>> open_sqlite_blocking(
-    std::shared_ptr<RangeState> state, RangeShardOptions options) {
+// Opens the SQLite connection over the range VFS: reads the header and schema pages, which may
+// wait on S3, so it runs on the blocking pool.
+std::shared_ptr<ShardReader> open_sqlite_blocking(std::shared_ptr<RangeState> state,
+                                                  const RangeShardOptions& options) {
   SqliteShardOptions so;
   so.path = RangeVfs::file_name;
   so.vfs = state->vfs->name();
@@ -70,7 +74,7 @@ boost::asio::awaitable<std::shared_ptr<ShardReader>> open_sqlite_blocking(
   so.threading = LookupThreading::blocking_pool;
   so.keep_alive = state;
   std::shared_ptr<ShardReader> sqlite = open_sqlite_shard(std::move(so));
-  co_return std::make_shared<RangeShard>(std::move(state), std::move(sqlite));
+  return std::make_shared<RangeShard>(std::move(state), std::move(sqlite));
 }
 
 class RangeShardFactory final : public ShardFactory {
@@ -102,10 +106,17 @@ class RangeShardFactory final : public ShardFactory {
     auto state = std::make_shared<RangeState>();
     state->source = source;
     state->vfs = std::make_unique<RangeVfs>(std::move(source));
-    auto blocking = ctx.blocking_executor ? ctx.blocking_executor : ctx.executor;
-    auto op = boost::asio::co_spawn(blocking, open_sqlite_blocking(std::move(state), opts_),
-                                    boost::asio::use_awaitable);
-    co_return co_await std::move(op);
+    if (ctx.blocking_executor) co_await detail::hop_to(ctx.blocking_executor, ctx.blocking_owner);
+    std::exception_ptr failure;
+    std::shared_ptr<ShardReader> shard;
+    try {
+      shard = open_sqlite_blocking(std::move(state), opts_);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    co_await boost::asio::post(ctx.executor, boost::asio::use_awaitable);  // back on the io side
+    if (failure) std::rethrow_exception(failure);
+    co_return shard;
   }
 
  private:

@@ -103,6 +103,8 @@ class ShardReader {
 struct ShardOpenContext {
   boost::asio::any_io_executor executor;           ///< io executor (S3 requests run here)
   boost::asio::any_io_executor blocking_executor;  ///< for work that blocks a thread (see below)
+  /// Keeps blocking_executor's pool alive: pass it to detail::hop_to (core/blocking_hop.hpp).
+  std::shared_ptr<const void> blocking_owner;
   std::shared_ptr<ObjectStore> objects;
   ShardMeta meta;              ///< db_id, db_url (set), db_bytes, checkpoint_id, ...
   std::string db_object;       ///< "<db_url>/shard.db"

@@ -108,6 +108,70 @@ TEST_F(ReaderFixture, CoroutineUseWithDefaultToken) {
   EXPECT_EQ(f.get(), "c:3|c:4|-");
 }
 
+// Finalising a download (size check, fsync, rename) blocks on the disk: in a reader it runs on
+// the reader's blocking pool, not on the io threads that serve S3 (here the test thread runs the
+// io_context, the reader's only io thread), and the lookup comes back to the io thread after it.
+// A failed shard open is counted once (the download cache used to report it as well: 2 per
+// failure in a reader).
+TEST_F(ReaderFixture, DownloadFinalisationRunsOffTheIoThreads) {
+  const auto rows = rows_for(0, 100, "f");
+  const Router router(2, KeyEncoding::u64be);
+  std::int64_t bad_key = -1, good_key = -1;  // a key on shard 0 (broken) and one on shard 1
+  for (const auto& [k, v] : rows) {
+    auto& slot = router.shard_for(Key::integer(k)) == 0 ? bad_key : good_key;
+    if (slot < 0) slot = k;
+  }
+  ASSERT_GE(bad_key, 0);
+  ASSERT_GE(good_key, 0);
+  snap.publish("run1", 2, rows, true, [](Manifest& m) {
+    for (auto& s : m.shards)
+      if (s.db_id == 0) s.db_bytes += 1;  // the finalisation's size check fails
+  });
+  struct Recorder final : MetricsSink {
+    std::mutex mu;
+    std::vector<std::thread::id> open_errors, downloads;
+    void on_shard_open_error(std::uint32_t) override {
+      std::lock_guard lk(mu);
+      open_errors.push_back(std::this_thread::get_id());
+    }
+    void on_shard_download(std::uint32_t, std::uint64_t, std::chrono::nanoseconds) override {
+      std::lock_guard lk(mu);
+      downloads.push_back(std::this_thread::get_id());
+    }
+  };
+  auto recorder = std::make_shared<Recorder>();
+  auto o = options();
+  o.metrics = recorder;
+  asio::io_context io;
+  auto work = asio::make_work_guard(io);
+  error_code bad_ec;
+  std::optional<Value> good;
+  auto body = [&]() -> asio::awaitable<void> {
+    auto reader = co_await AsyncReader::async_open(io.get_executor(), snap.prefix, o);
+    try {
+      co_await reader.async_get(Key::integer(bad_key));
+    } catch (const boost::system::system_error& e) {
+      bad_ec = e.code();
+    }
+    good = co_await reader.async_get(Key::integer(good_key));
+    reader.close();
+  };
+  std::exception_ptr failure;
+  asio::co_spawn(io, body(), [&](std::exception_ptr e) {
+    failure = e;
+    work.reset();
+  });
+  io.run();  // on this thread only
+  if (failure) std::rethrow_exception(failure);
+  EXPECT_EQ(bad_ec, make_error_code(errc::shard_error));
+  EXPECT_EQ(good, std::optional<Value>("f:" + std::to_string(good_key)));
+  std::lock_guard lk(recorder->mu);
+  ASSERT_EQ(recorder->open_errors.size(), 1u);
+  EXPECT_NE(recorder->open_errors[0], std::this_thread::get_id()) << "finalised on the io thread";
+  ASSERT_EQ(recorder->downloads.size(), 1u);
+  EXPECT_EQ(recorder->downloads[0], std::this_thread::get_id()) << "not back on the io thread";
+}
+
 TEST_F(ReaderFixture, MultiGetOrderDuplicatesAndAllOrNothing_D05_D10) {
   snap.publish("run1", 8, rows_for(0, 300, "m"));
   auto reader = open_async(options());

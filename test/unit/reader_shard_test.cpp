@@ -296,10 +296,10 @@ TEST(ReaderDownloadCache, SizeMismatchIsAnErrorAndLeavesNothing) {
 // Records the thread of the metrics events the download tier reports around its finalisation.
 struct ThreadRecordingMetrics final : MetricsSink {
   std::mutex mu;
-  std::vector<std::thread::id> open_error_threads, download_threads;
-  void on_shard_open_error(std::uint32_t) override {
+  std::vector<std::thread::id> progress_threads, download_threads;
+  void on_shard_download_progress(std::uint32_t, std::uint64_t, std::uint64_t) override {
     std::lock_guard lk(mu);
-    open_error_threads.push_back(std::this_thread::get_id());
+    progress_threads.push_back(std::this_thread::get_id());
   }
   void on_shard_download(std::uint32_t, std::uint64_t, std::chrono::nanoseconds) override {
     std::lock_guard lk(mu);
@@ -309,8 +309,10 @@ struct ThreadRecordingMetrics final : MetricsSink {
 
 // Finalising a download (size check, fsync, identity file, rename) blocks on the disk: with a
 // blocking executor it runs there, not on the io thread that serves S3, and the coroutine comes
-// back to the io executor afterwards. Seen through the metrics sink: a size mismatch fails inside
-// the finalisation (on_shard_open_error is reported there); on_shard_download comes after it.
+// back to the io executor afterwards: the download itself reports progress on the io thread, a
+// size mismatch fails on the pool (the factory's exception is thrown there: seen by a coroutine
+// that awaits the open and records its thread), and on_shard_download comes after the hop back.
+// In a reader: ReaderFixture.DownloadFinalisationRunsOffTheIoThreads.
 TEST(ReaderDownloadCache, FinalisationRunsOnTheBlockingExecutor) {
   CacheFixture f;
   asio::thread_pool blocking(1);
@@ -320,11 +322,21 @@ TEST(ReaderDownloadCache, FinalisationRunsOnTheBlockingExecutor) {
   const std::thread::id io_thread = std::this_thread::get_id();  // f.io runs here
   auto metrics = std::make_shared<ThreadRecordingMetrics>();
   auto factory = shard::make_download_shard_factory(cache_options(f.cache_root));
+  std::thread::id failed_on;
   auto open = [&](const ShardMeta& m) {
     auto c = f.context(m);
     c.blocking_executor = blocking.get_executor();
     c.metrics = metrics;
-    auto fut = asio::co_spawn(f.io, factory->open(std::move(c)), asio::use_future);
+    auto body =
+        [&](shard::ShardOpenContext ctx) -> asio::awaitable<std::shared_ptr<shard::ShardReader>> {
+      try {
+        co_return co_await factory->open(std::move(ctx));
+      } catch (...) {
+        failed_on = std::this_thread::get_id();
+        throw;
+      }
+    };
+    auto fut = asio::co_spawn(f.io, body(std::move(c)), asio::use_future);
     // Run the io executor here until the open is done (it may be out of work for a moment while
     // the coroutine is on the blocking pool); bounded.
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -341,20 +353,18 @@ TEST(ReaderDownloadCache, FinalisationRunsOnTheBlockingExecutor) {
   bad.db_bytes += 1;  // fails the size check of the finalisation
   auto failed = open(bad);
   EXPECT_THROW(failed.get(), error);
-  {
-    std::lock_guard lk(metrics->mu);
-    ASSERT_EQ(metrics->open_error_threads.size(), 1u);
-    EXPECT_EQ(metrics->open_error_threads[0], pool_thread) << "finalised on the io thread";
-  }
+  EXPECT_EQ(failed_on, pool_thread) << "finalised on the io thread";
 
   auto good = f.write_shard(7, "r1", 50);
   auto opened = open(good);
   auto s = opened.get();
   EXPECT_EQ(s->get(be64(2)), std::optional<Value>("value-1"));
   std::lock_guard lk(metrics->mu);
+  ASSERT_FALSE(metrics->progress_threads.empty());
+  for (auto t : metrics->progress_threads)
+    EXPECT_EQ(t, io_thread) << "downloaded off the io thread";
   ASSERT_EQ(metrics->download_threads.size(), 1u);
   EXPECT_EQ(metrics->download_threads[0], io_thread) << "not back on the io executor";
-  EXPECT_EQ(metrics->open_error_threads.size(), 1u);
   blocking.join();
 }
 
