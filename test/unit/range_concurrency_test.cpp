@@ -183,9 +183,7 @@ std::map<std::int64_t, std::string> tagged_rows(int n, const std::string& tag) {
   return rows;
 }
 
-bool one_of(const std::optional<Value>& v, int k) {
-  return v && (*v == "A:" + std::to_string(k) || *v == "B:" + std::to_string(k));
-}
+using test::one_of;
 
 TEST_F(RangeConcurrent, RefreshUnderLoadAnswersBelongToOneSnapshot) {
   auto a = snap.publish("runA", 4, tagged_rows(300, "A"));
@@ -193,44 +191,10 @@ TEST_F(RangeConcurrent, RefreshUnderLoadAnswersBelongToOneSnapshot) {
   snap.manifests->set_current_ref(a);
   Reader reader(snap.prefix, options(), 2);
   ASSERT_EQ(reader.snapshot_info().access_mode, AccessMode::range);
-  std::atomic<bool> stop{false};
-  std::atomic<int> bad{0}, answers{0}, refreshes{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 3; ++t)
-    threads.emplace_back([&, t] {
-      int i = t;
-      while (!stop.load()) {
-        i = (i * 31 + 7) % 300;
-        if (i % 4 == 0) {
-          std::vector<Key> keys{Key::integer(i), Key::integer((i + 1) % 300),
-                                Key::integer((i + 77) % 300)};
-          auto v = reader.multi_get(keys);
-          if (!one_of(v[0], i) || !one_of(v[1], (i + 1) % 300) || !one_of(v[2], (i + 77) % 300) ||
-              (*v[0])[0] != (*v[1])[0] || (*v[0])[0] != (*v[2])[0])
-            ++bad;
-        } else if (!one_of(reader.get(Key::integer(i)), i)) {
-          ++bad;
-        }
-        ++answers;
-      }
-    });
-  std::thread flipper([&] {
-    for (int r = 0; r < 20; ++r) {
-      // Let the readers make progress between flips (bounded), so reads really interleave.
-      const int seen = answers.load();
-      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-      while (answers.load() < seen + 10 && std::chrono::steady_clock::now() < until)
-        std::this_thread::yield();
-      snap.manifests->set_current_ref(r % 2 ? a : b);
-      if (reader.refresh()) ++refreshes;
-    }
-    stop = true;
-  });
-  flipper.join();
-  for (auto& t : threads) t.join();
-  EXPECT_EQ(bad.load(), 0);
-  EXPECT_EQ(refreshes.load(), 20);
-  EXPECT_GE(answers.load(), 200);
+  const auto r = test::refresh_under_load(reader, *snap.manifests, a, b, 300, 20);
+  EXPECT_EQ(r.bad, 0);
+  EXPECT_EQ(r.refreshes, 20);
+  EXPECT_GE(r.answers, 200);
   EXPECT_EQ(reader.snapshot_info().access_mode, AccessMode::range);
 }
 

@@ -540,44 +540,10 @@ TEST_F(ReaderFixture, RefreshUnderLoadAnswersBelongToOneSnapshot_H11_B05) {
   auto o = options();
   o.remove_retired_shards = true;
   Reader reader(snap.prefix, o);
-  std::atomic<bool> stop{false};
-  std::atomic<int> bad{0}, answers{0}, refreshes{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 3; ++t)
-    threads.emplace_back([&, t] {
-      int i = t;
-      while (!stop.load()) {
-        i = (i * 31 + 7) % 200;
-        if (i % 5 == 0) {
-          std::vector<Key> keys{Key::integer(i), Key::integer((i + 1) % 200),
-                                Key::integer((i + 77) % 200)};
-          auto v = reader.multi_get(keys);
-          if (!v[0] || !v[1] || !v[2] || (*v[0])[0] != (*v[1])[0] || (*v[0])[0] != (*v[2])[0])
-            ++bad;
-        } else {
-          auto v = reader.get(Key::integer(i));
-          if (!v || (*v != "A:" + std::to_string(i) && *v != "B:" + std::to_string(i))) ++bad;
-        }
-        ++answers;
-      }
-    });
-  std::thread flipper([&] {
-    for (int r = 0; r < 40; ++r) {
-      // Let the readers make progress between flips (bounded), so reads really interleave.
-      const int seen = answers.load();
-      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-      while (answers.load() < seen + 10 && std::chrono::steady_clock::now() < until)
-        std::this_thread::yield();
-      snap.manifests->set_current_ref(r % 2 ? a : b);
-      if (reader.refresh()) ++refreshes;
-    }
-    stop = true;
-  });
-  flipper.join();
-  for (auto& t : threads) t.join();
-  EXPECT_EQ(bad.load(), 0);
-  EXPECT_EQ(refreshes.load(), 40);
-  EXPECT_GE(answers.load(), 400);
+  const auto r = test::refresh_under_load(reader, *snap.manifests, a, b, 200, 40);
+  EXPECT_EQ(r.bad, 0);
+  EXPECT_EQ(r.refreshes, 40);
+  EXPECT_GE(r.answers, 400);
 }
 
 }  // namespace

@@ -2,8 +2,10 @@
 // in-memory ManifestStore holding manifests built with build_manifest.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <chrono>
 #include <functional>
 #include <future>
 #include <map>
@@ -11,7 +13,10 @@
 #include <shardy/async_reader.hpp>
 #include <shardy/manifest.hpp>
 #include <shardy/manifest_store.hpp>
+#include <shardy/reader.hpp>
 #include <shardy/routing.hpp>
+#include <thread>
+#include <vector>
 
 #include "reader_test_util.hpp"
 
@@ -173,6 +178,59 @@ inline std::map<std::int64_t, std::string> rows_for(int from, int to, const std:
   std::map<std::int64_t, std::string> rows;
   for (int k = from; k < to; ++k) rows[k] = tag + ":" + std::to_string(k);
   return rows;
+}
+
+/// Whether v is key k's value in one of the two snapshots of refresh_under_load ("A:k", "B:k").
+inline bool one_of(const std::optional<Value>& v, int k) {
+  return v && (*v == "A:" + std::to_string(k) || *v == "B:" + std::to_string(k));
+}
+
+struct RefreshLoadResult {
+  int bad = 0;        ///< answers not from exactly one snapshot
+  int answers = 0;    ///< get and multi_get calls answered
+  int refreshes = 0;  ///< refresh() calls that swapped the snapshot
+};
+
+/// Refresh under load (H-11, B-05): `threads` threads call Reader::get, and for every 4th key a
+/// multi_get of 3 keys, over keys [0, keys) while this thread moves _CURRENT between refs `a` and
+/// `b` (values "A:<k>" / "B:<k>") `rounds` times and calls refresh(), waiting (at most 5 s) for 10
+/// more answers between flips so that reads really interleave. An answer is bad unless it is one
+/// of the two values of its key, and a multi_get whose keys come from different snapshots is bad.
+inline RefreshLoadResult refresh_under_load(Reader& reader, MemoryManifestStore& manifests,
+                                            const ManifestRef& a, const ManifestRef& b, int keys,
+                                            int rounds, int threads = 3) {
+  std::atomic<bool> stop{false};
+  std::atomic<int> bad{0}, answers{0}, refreshes{0};
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t)
+    workers.emplace_back([&, t] {
+      int i = t;
+      while (!stop.load()) {
+        i = (i * 31 + 7) % keys;
+        if (i % 4 == 0) {
+          const int j = (i + 1) % keys, l = (i + 77) % keys;
+          std::vector<Key> batch{Key::integer(i), Key::integer(j), Key::integer(l)};
+          auto v = reader.multi_get(batch);
+          if (!one_of(v[0], i) || !one_of(v[1], j) || !one_of(v[2], l) ||
+              (*v[0])[0] != (*v[1])[0] || (*v[0])[0] != (*v[2])[0])
+            ++bad;
+        } else if (!one_of(reader.get(Key::integer(i)), i)) {
+          ++bad;
+        }
+        ++answers;
+      }
+    });
+  for (int r = 0; r < rounds; ++r) {
+    const int seen = answers.load();
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (answers.load() < seen + 10 && std::chrono::steady_clock::now() < until)
+      std::this_thread::yield();
+    manifests.set_current_ref(r % 2 ? a : b);
+    if (reader.refresh()) ++refreshes;
+  }
+  stop = true;
+  for (auto& w : workers) w.join();
+  return {bad.load(), answers.load(), refreshes.load()};
 }
 
 }  // namespace shardy::test
