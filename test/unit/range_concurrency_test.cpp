@@ -104,6 +104,13 @@ struct RangeConcurrent : ::testing::Test {
     o.range.page_cache_pages = 4096;  // more than the shards' pages: nothing is evicted
     return o;
   }
+  AsyncReader open_async() {
+    return asio::co_spawn(pool,
+                          AsyncReader::async_open(pool.get_executor(), snap.prefix, options(),
+                                                  asio::use_awaitable),
+                          asio::use_future)
+        .get();
+  }
   ~RangeConcurrent() override { pool.join(); }
 };
 
@@ -140,11 +147,7 @@ TEST_F(RangeConcurrent, AsyncReaderCoroutinesColdThenWarm) {
   constexpr int n = 2000;
   auto rows = rows_for(n);
   snap.publish("run1", 3, rows);
-  auto reader = asio::co_spawn(pool,
-                               AsyncReader::async_open(pool.get_executor(), snap.prefix, options(),
-                                                       asio::use_awaitable),
-                               asio::use_future)
-                    .get();
+  auto reader = open_async();
   ASSERT_EQ(reader.snapshot_info().access_mode, AccessMode::range);
   std::atomic<int> wrong{0};
   auto worker = [](AsyncReader r, int seed, const std::map<std::int64_t, std::string>* rows,
@@ -204,11 +207,7 @@ TEST_F(RangeConcurrent, AsyncRefreshUnderLoadAnswersBelongToOneSnapshot) {
   auto a = snap.publish("runA", 4, tagged_rows(300, "A"));
   auto b = snap.publish("runB", 3, tagged_rows(300, "B"));
   snap.manifests->set_current_ref(a);
-  auto reader = asio::co_spawn(pool,
-                               AsyncReader::async_open(pool.get_executor(), snap.prefix, options(),
-                                                       asio::use_awaitable),
-                               asio::use_future)
-                    .get();
+  auto reader = open_async();
   ASSERT_EQ(reader.snapshot_info().access_mode, AccessMode::range);
   std::atomic<bool> stop{false};
   std::atomic<int> bad{0}, answers{0}, refreshes{0};

@@ -132,18 +132,25 @@ TEST(ReaderShard, ConcurrentLookupsOnOneShardAndBorrowedConnection) {
   EXPECT_EQ(wrong.load(), 0);
 }
 
+// A shard file of `rows` sample rows opened with a pool of `max_connections` connections and a
+// 20 s checkout timeout (long enough that a test which waits for it fails visibly).
+std::shared_ptr<shard::ShardReader> open_pooled_shard(const std::string& tag, int rows,
+                                                      std::size_t max_connections) {
+  auto dir = test::make_temp_dir(tag);
+  test::write_kv_shard(dir / "shard.db", sample_rows(rows));
+  shard::SqliteShardOptions o;
+  o.path = (dir / "shard.db").string();
+  o.max_connections = max_connections;
+  o.checkout_timeout = std::chrono::milliseconds(20000);
+  return shard::open_sqlite_shard(o);
+}
+
 // Connections go back to the returning thread's home slot (no lock on the warm path). A caller
 // waiting for a connection (all max_connections in use) must get one as soon as it is returned,
 // even though it is parked in another thread's slot: not after checkout_timeout, and not an
 // error.
 TEST(ReaderShard, ReturnedConnectionServesAWaiterAtOnce_B04) {
-  auto dir = test::make_temp_dir("shard-handover");
-  test::write_kv_shard(dir / "shard.db", sample_rows(10));
-  shard::SqliteShardOptions o;
-  o.path = (dir / "shard.db").string();
-  o.max_connections = 1;
-  o.checkout_timeout = std::chrono::milliseconds(20000);
-  auto s = shard::open_sqlite_shard(o);
+  auto s = open_pooled_shard("shard-handover", 10, 1);
   for (int round = 0; round < 3; ++round) {
     auto lease = s->borrow_connection();  // the only connection
     ASSERT_TRUE(lease);
@@ -171,13 +178,7 @@ TEST(ReaderShard, ReturnedConnectionServesAWaiterAtOnce_B04) {
 // nothing waits for checkout_timeout (the pool never reports exhaustion while connections come
 // back).
 TEST(ReaderShard, ManyThreadsShareFewConnections) {
-  auto dir = test::make_temp_dir("shard-many");
-  test::write_kv_shard(dir / "shard.db", sample_rows(500));
-  shard::SqliteShardOptions o;
-  o.path = (dir / "shard.db").string();
-  o.max_connections = 2;
-  o.checkout_timeout = std::chrono::milliseconds(20000);
-  auto s = shard::open_sqlite_shard(o);
+  auto s = open_pooled_shard("shard-many", 500, 2);
   std::atomic<int> wrong{0}, failed{0};
   std::vector<std::thread> threads;
   const auto t0 = std::chrono::steady_clock::now();
