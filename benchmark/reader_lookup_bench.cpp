@@ -135,8 +135,9 @@ int main(int argc, char** argv) {
     sqlite3_close(db);
     s.row_count = static_cast<std::int64_t>(per[id].size());
     s.db_bytes = static_cast<std::int64_t>(fs::file_size(file));
-    s.checkpoint_id = "c";
-    s.checkpoint_id += std::to_string(id);  // not "c" + ...: g++ 12 -Wrestrict false positive
+    std::string checkpoint = "c";  // not "c" + ...: a g++ 12 -Wrestrict false positive
+    checkpoint += std::to_string(id);
+    s.checkpoint_id = std::move(checkpoint);
     m.shards.push_back(s);
     files.push_back(file.string());
   }
