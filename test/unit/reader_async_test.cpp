@@ -13,7 +13,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/use_future.hpp>
 #include <shardy/async_reader.hpp>
 #include <shardy/metrics.hpp>
 #include <shardy/rate_limiter.hpp>
@@ -28,30 +27,12 @@ namespace shardy {
 namespace {
 
 namespace asio = boost::asio;
-namespace fs = std::filesystem;
 
-std::map<std::int64_t, std::string> rows_for(int from, int to, const std::string& tag) {
-  std::map<std::int64_t, std::string> rows;
-  for (int k = from; k < to; ++k) rows[k] = tag + ":" + std::to_string(k);
-  return rows;
-}
+using test::rows_for;
+using test::use_blocking;
 
-struct ReaderFixture : ::testing::Test {
-  fs::path root = test::make_temp_dir("reader");
-  test::SnapshotWriter snap{root / "objects"};
-  asio::thread_pool pool{2};
-
-  ReaderOptions options() {
-    auto o = snap.reader_options(root / "cache");
-    return o;
-  }
-
-  AsyncReader open_async(ReaderOptions o) {
-    return AsyncReader::async_open(pool.get_executor(), snap.prefix, std::move(o), asio::use_future)
-        .get();
-  }
-
-  ~ReaderFixture() override { pool.join(); }
+struct ReaderFixture : test::AsyncSnapshotTest {
+  ReaderFixture() : AsyncSnapshotTest("reader") {}
 };
 
 TEST_F(ReaderFixture, AsyncGetValuesAbsentAndEmpty_D01_D04) {
@@ -59,24 +40,22 @@ TEST_F(ReaderFixture, AsyncGetValuesAbsentAndEmpty_D01_D04) {
   rows[500] = "";  // empty value
   snap.publish("run1", 4, rows);
   auto reader = open_async(options());
-  EXPECT_EQ(reader.async_get(Key::integer(7), asio::use_future).get(),
-            std::optional<Value>("v1:7"));
-  EXPECT_EQ(reader.async_get(Key::integer(9999), asio::use_future).get(), std::nullopt);
-  auto empty = reader.async_get(Key::integer(500), asio::use_future).get();
+  EXPECT_EQ(reader.async_get(Key::integer(7), use_blocking), std::optional<Value>("v1:7"));
+  EXPECT_EQ(reader.async_get(Key::integer(9999), use_blocking), std::nullopt);
+  auto empty = reader.async_get(Key::integer(500), use_blocking);
   ASSERT_TRUE(empty.has_value());
   EXPECT_TRUE(empty->empty());
   // Warm path (shard now open) gives the same answers.
-  EXPECT_EQ(reader.async_get(Key::integer(7), asio::use_future).get(),
-            std::optional<Value>("v1:7"));
+  EXPECT_EQ(reader.async_get(Key::integer(7), use_blocking), std::optional<Value>("v1:7"));
   // D-03: encoding and routing errors are errors, not absent.
   try {
-    reader.async_get(Key::integer(-1), asio::use_future).get();
+    reader.async_get(Key::integer(-1), use_blocking);
     FAIL();
   } catch (const boost::system::system_error& e) {
     EXPECT_EQ(e.code(), make_error_code(errc::key_encoding_error));
   }
   try {
-    reader.async_get(Key::unsigned_integer(1ull << 63), asio::use_future).get();
+    reader.async_get(Key::unsigned_integer(1ull << 63), use_blocking);
     FAIL();
   } catch (const boost::system::system_error& e) {
     EXPECT_EQ(e.code(), make_error_code(errc::key_not_routable));
@@ -85,7 +64,7 @@ TEST_F(ReaderFixture, AsyncGetValuesAbsentAndEmpty_D01_D04) {
   RoutingContext ctx;
   ctx["region"] = "eu";
   try {
-    reader.async_get(Key::integer(1), ctx, asio::use_future).get();
+    reader.async_get(Key::integer(1), ctx, use_blocking);
     FAIL();
   } catch (const boost::system::system_error& e) {
     EXPECT_EQ(e.code(), make_error_code(errc::invalid_argument));
@@ -104,8 +83,7 @@ TEST_F(ReaderFixture, CoroutineUseWithDefaultToken) {
     auto many = co_await reader.async_multi_get(std::move(keys));
     co_return v.value_or("-") + "|" + many[0].value_or("-") + "|" + many[1].value_or("-");
   };
-  auto f = asio::co_spawn(pool, body(), asio::use_future);
-  EXPECT_EQ(f.get(), "c:3|c:4|-");
+  EXPECT_EQ(asio::co_spawn(pool, body(), use_blocking), "c:3|c:4|-");
 }
 
 // Finalising a download (size check, fsync, rename) blocks on the disk: in a reader it runs on
@@ -177,7 +155,7 @@ TEST_F(ReaderFixture, MultiGetOrderDuplicatesAndAllOrNothing_D05_D10) {
   auto reader = open_async(options());
   std::vector<Key> keys;
   for (int k : {250, 3, 250, 100000, 17, 3}) keys.push_back(Key::integer(k));
-  auto got = reader.async_multi_get(keys, asio::use_future).get();
+  auto got = reader.async_multi_get(keys, use_blocking);
   ASSERT_EQ(got.size(), keys.size());
   EXPECT_EQ(got[0], std::optional<Value>("m:250"));
   EXPECT_EQ(got[1], std::optional<Value>("m:3"));
@@ -185,9 +163,9 @@ TEST_F(ReaderFixture, MultiGetOrderDuplicatesAndAllOrNothing_D05_D10) {
   EXPECT_EQ(got[3], std::nullopt);
   EXPECT_EQ(got[4], std::optional<Value>("m:17"));
   EXPECT_EQ(got[5], std::optional<Value>("m:3"));
-  EXPECT_TRUE(reader.async_multi_get(std::vector<Key>{}, asio::use_future).get().empty());
+  EXPECT_TRUE(reader.async_multi_get(std::vector<Key>{}, use_blocking).empty());
   keys.push_back(Key::integer(-5));  // cannot be encoded: the whole call fails (D-09)
-  EXPECT_THROW(reader.async_multi_get(keys, asio::use_future).get(), boost::system::system_error);
+  EXPECT_THROW(reader.async_multi_get(keys, use_blocking), boost::system::system_error);
 }
 
 TEST_F(ReaderFixture, SyncReaderManyThreads_B02) {
@@ -286,19 +264,19 @@ TEST_F(ReaderFixture, MissingPointerIsAnError_H02) {
 TEST_F(ReaderFixture, CloseIsIdempotentAndHandlesSurvive_A18_F06) {
   snap.publish("run1", 2, rows_for(0, 20, "v"));
   auto reader = open_async(options());
-  auto handle = reader.async_borrow_shard_for_key(Key::integer(4), asio::use_future).get();
+  auto handle = reader.async_borrow_shard_for_key(Key::integer(4), use_blocking);
   ASSERT_TRUE(handle);
   ASSERT_NE(handle.native_handle(), nullptr);
   reader.close();
   reader.close();
   try {
-    reader.async_get(Key::integer(4), asio::use_future).get();
+    reader.async_get(Key::integer(4), use_blocking);
     FAIL();
   } catch (const boost::system::system_error& e) {
     EXPECT_EQ(e.code(), make_error_code(errc::reader_closed));
   }
   EXPECT_THROW(reader.snapshot_info(), error);
-  EXPECT_THROW(reader.async_refresh(asio::use_future).get(), boost::system::system_error);
+  EXPECT_THROW(reader.async_refresh(use_blocking), boost::system::system_error);
   auto h = reader.health();
   EXPECT_EQ(h.status, HealthStatus::unhealthy);
   EXPECT_TRUE(h.is_closed);
@@ -317,7 +295,7 @@ TEST_F(ReaderFixture, UnopenedReaderFails_C02) {
   EXPECT_EQ(reader.health().status, HealthStatus::unhealthy);
   EXPECT_FALSE(reader.health().is_closed);
   try {
-    reader.async_get(Key::integer(1), asio::use_future).get();
+    reader.async_get(Key::integer(1), use_blocking);
     FAIL();
   } catch (const boost::system::system_error& e) {
     EXPECT_EQ(e.code(), make_error_code(errc::reader_not_open));
@@ -392,15 +370,10 @@ TEST_F(ReaderFixture, RefreshRemovesRetiredCacheFiles_M05) {
   auto o = options();
   o.shard_open = ShardOpenPolicy::eager;
   Reader reader(snap.prefix, o);
-  auto entries = [&] {
-    std::size_t n = 0;
-    for (auto& e : fs::directory_iterator(root / "cache")) n += fs::exists(e.path() / "shard.db");
-    return n;
-  };
-  EXPECT_EQ(entries(), 2u);
+  EXPECT_EQ(cache_entries(), 2u);
   snap.publish("run2", 2, rows_for(0, 50, "b"));
   EXPECT_TRUE(reader.refresh());
-  EXPECT_EQ(entries(), 2u);  // the run1 files are gone, run2's are there
+  EXPECT_EQ(cache_entries(), 2u);  // the run1 files are gone, run2's are there
   EXPECT_EQ(reader.get(Key::integer(3)), std::optional<Value>("b:3"));
 }
 
@@ -440,7 +413,7 @@ TEST_F(ReaderFixture, RateLimiterOversizedRequestFailsAtOnce_P04) {
   EXPECT_EQ(reader.multi_get(keys).size(), 5u);
   auto a = open_async(o);
   try {
-    a.async_multi_get(std::vector<Key>(6, Key::integer(1)), asio::use_future).get();
+    a.async_multi_get(std::vector<Key>(6, Key::integer(1)), use_blocking);
     FAIL();
   } catch (const boost::system::system_error& e) {
     EXPECT_EQ(e.code(), make_error_code(errc::rate_limit_exceeded));
@@ -534,9 +507,7 @@ namespace {
 // two snapshots and refreshes. Every answer must come from exactly one snapshot, and one
 // multi_get must never mix them (the state is pinned for the whole call).
 TEST_F(ReaderFixture, RefreshUnderLoadAnswersBelongToOneSnapshot_H11_B05) {
-  auto a = snap.publish("runA", 4, rows_for(0, 200, "A"));
-  auto b = snap.publish("runB", 3, rows_for(0, 200, "B"));
-  snap.manifests->set_current_ref(a);
+  const auto [a, b] = publish_a_and_b(200);
   auto o = options();
   o.remove_retired_shards = true;
   Reader reader(snap.prefix, o);

@@ -25,18 +25,15 @@ namespace shardy {
 namespace {
 
 namespace asio = boost::asio;
-namespace fs = std::filesystem;
 
-using test::open_async;
 using test::rows_for;
-using test::wait_for;
 
-struct ConcurrencyFixture : ::testing::Test {
-  fs::path root = test::make_temp_dir("reader-conc");
-  test::SnapshotWriter snap{root / "objects"};
+// Every reader here also records metrics (their counters are shared by all threads).
+struct ConcurrencyFixture : test::AsyncSnapshotTest {
+  ConcurrencyFixture() : AsyncSnapshotTest("reader-conc") {}
 
-  ReaderOptions options() {
-    auto o = snap.reader_options(root / "cache");
+  ReaderOptions options() const {
+    auto o = AsyncSnapshotTest::options();
     o.metrics = std::make_shared<PrometheusCollector>();
     return o;
   }
@@ -83,10 +80,9 @@ TEST_F(ConcurrencyFixture, ConcurrentSyncMultiGetColdAndWarm_B02_D05) {
 // 64 coroutines on a 2-thread pool issuing async_multi_get (fan-out over shards) and async_get.
 TEST_F(ConcurrencyFixture, ConcurrentAsyncMultiGetFanOut_C04) {
   snap.publish("run1", 16, rows_for(0, 200, "a"));
-  asio::thread_pool pool(2);
   auto o = options();
-  o.max_concurrency = 4;  // fewer slots than shard groups: groups queue on the semaphore
-  auto reader = open_async(pool, snap.prefix, o);
+  o.max_concurrency = 4;        // fewer slots than shard groups: groups queue on the semaphore
+  auto reader = open_async(o);  // on the fixture's 2-thread pool
   std::atomic<int> wrong{0}, done{0};
   auto worker = [](AsyncReader r, int seed, std::atomic<int>* wrong,
                    std::atomic<int>* done) -> asio::awaitable<void> {
@@ -106,7 +102,6 @@ TEST_F(ConcurrencyFixture, ConcurrentAsyncMultiGetFanOut_C04) {
   EXPECT_EQ(wrong.load(), 0);
   EXPECT_EQ(done.load(), 64);
   reader.close();
-  pool.join();
 }
 
 // close() while sync and async calls are in flight: every call either answers correctly or fails
@@ -177,9 +172,7 @@ TEST_F(ConcurrencyFixture, ConcurrentCloseDuringCalls_A18_B07_C06) {
 // Refresh flipping between two snapshots while other threads borrow handles and scan: a handle
 // or a scan sees exactly the snapshot it pinned from start to end (B-05, F-06).
 TEST_F(ConcurrencyFixture, ConcurrentRefreshWithHandlesAndScans_B05_F06) {
-  auto a = snap.publish("runA", 4, rows_for(0, 120, "A"));
-  auto b = snap.publish("runB", 3, rows_for(0, 120, "B"));
-  snap.manifests->set_current_ref(a);
+  const auto [a, b] = publish_a_and_b(120);
   auto o = options();
   o.remove_retired_shards = true;
   Reader reader(snap.prefix, o, 2);

@@ -28,22 +28,10 @@ namespace json = boost::json;
 
 using test::open_async;
 using test::rows_for;
-using test::wait_for;
+using test::use_blocking;
 
-struct RowsFixture : ::testing::Test {
-  fs::path root = test::make_temp_dir("reader-rows");
-  test::SnapshotWriter snap{root / "objects"};
-
-  ReaderOptions options() {
-    auto o = snap.reader_options(root / "cache");
-    return o;
-  }
-  std::size_t cache_entries() {
-    std::size_t n = 0;
-    if (!fs::exists(root / "cache")) return 0;
-    for (auto& e : fs::directory_iterator(root / "cache")) n += fs::exists(e.path() / "shard.db");
-    return n;
-  }
+struct RowsFixture : test::SnapshotTest {
+  RowsFixture() : SnapshotTest("reader-rows") {}
 };
 
 void vector_only(Manifest& m) {
@@ -180,18 +168,15 @@ TEST_F(RowsFixture, PoolExhaustionFailsAfterTheCheckoutTimeout_B04) {
     // The async reader fails the same way.
     asio::thread_pool pool(2);
     AsyncReader ar = open_async(pool, snap.prefix, o);
-    ShardHandle held2 =
-        wait_for<ShardHandle>([&](auto cb) { ar.async_borrow_shard(0, std::move(cb)); });
+    ShardHandle held2 = ar.async_borrow_shard(0, use_blocking);
     try {
-      wait_for<std::optional<Value>>(
-          [&](auto cb) { ar.async_get(Key::integer(on0), std::move(cb)); });
+      ar.async_get(Key::integer(on0), use_blocking);
       ADD_FAILURE() << "async get succeeded with the pool exhausted";
     } catch (const boost::system::system_error& e) {
       EXPECT_EQ(e.code(), make_error_code(errc::pool_exhausted));
     }
     held2.release();
-    EXPECT_EQ(wait_for<std::optional<Value>>(
-                  [&](auto cb) { ar.async_get(Key::integer(on0), std::move(cb)); }),
+    EXPECT_EQ(ar.async_get(Key::integer(on0), use_blocking),
               std::optional<Value>("p:" + std::to_string(on0)));
     ar.close();
     pool.join();
@@ -416,16 +401,13 @@ TEST_F(RowsFixture, BorrowForManyKeysOneHandlePerShard_F02) {
 
   asio::thread_pool pool(2);
   AsyncReader ar = open_async(pool, snap.prefix, options());
-  auto aset = wait_for<ShardHandleSet>(
-      [&](auto cb) { ar.async_borrow_shards_for_keys(keys, std::move(cb)); });
+  auto aset = ar.async_borrow_shards_for_keys(keys, use_blocking);
   check(aset, "n");
-  EXPECT_TRUE(wait_for<ShardHandleSet>([&](auto cb) {
-                ar.async_borrow_shards_for_keys({}, std::move(cb));
-              }).handles.empty());
+  EXPECT_TRUE(ar.async_borrow_shards_for_keys({}, use_blocking).handles.empty());
   aset = ShardHandleSet{};
   ar.close();
   try {
-    wait_for<ShardHandleSet>([&](auto cb) { ar.async_borrow_shards_for_keys({}, std::move(cb)); });
+    ar.async_borrow_shards_for_keys({}, use_blocking);
     ADD_FAILURE() << "borrowed from a closed reader";
   } catch (const boost::system::system_error& e) {
     EXPECT_EQ(e.code(), make_error_code(errc::reader_closed));

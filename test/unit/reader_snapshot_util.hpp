@@ -2,12 +2,13 @@
 // in-memory ManifestStore holding manifests built with build_manifest.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <functional>
-#include <future>
 #include <map>
 #include <mutex>
 #include <shardy/async_reader.hpp>
@@ -19,6 +20,8 @@
 #include <vector>
 
 #include "reader_test_util.hpp"
+#include "support/test_support.hpp"
+#include "support/use_blocking.hpp"
 
 namespace shardy::test {
 
@@ -150,27 +153,10 @@ struct SnapshotWriter {
   }
 };
 
-/// Waits for an async reader call made with a callback into a promise (use_future inline in these
-/// tests trips a g++ 12 -Wmaybe-uninitialized false positive inside Boost's use_future).
-template <typename T, typename Start>
-T wait_for(Start start) {
-  std::promise<T> p;
-  auto f = p.get_future();
-  start([&p](error_code ec, T v) {
-    if (ec)
-      p.set_exception(std::make_exception_ptr(boost::system::system_error(ec)));
-    else
-      p.set_value(std::move(v));
-  });
-  return f.get();
-}
-
-/// Opens an AsyncReader on the pool and waits.
+/// Opens an AsyncReader on the pool and waits (errors are thrown on this thread).
 inline AsyncReader open_async(boost::asio::thread_pool& pool, const std::string& prefix,
                               ReaderOptions o) {
-  return wait_for<AsyncReader>([&](auto cb) {
-    AsyncReader::async_open(pool.get_executor(), prefix, std::move(o), std::move(cb));
-  });
+  return AsyncReader::async_open(pool.get_executor(), prefix, std::move(o), use_blocking);
 }
 
 /// Rows k -> "<tag>:k" for k in [from, to).
@@ -179,6 +165,46 @@ inline std::map<std::int64_t, std::string> rows_for(int from, int to, const std:
   for (int k = from; k < to; ++k) rows[k] = tag + ":" + std::to_string(k);
   return rows;
 }
+
+/// A test over snapshots written into root/objects, read with a download cache in root/cache.
+struct SnapshotTest : ::testing::Test {
+  std::filesystem::path root;
+  SnapshotWriter snap;
+
+  explicit SnapshotTest(std::string_view tag) : root(make_temp_dir(tag)), snap(root / "objects") {}
+
+  ReaderOptions options() const { return snap.reader_options(root / "cache"); }
+
+  /// Shard files in the download cache.
+  std::size_t cache_entries() const {
+    std::size_t n = 0;
+    if (!std::filesystem::exists(root / "cache")) return 0;
+    for (auto& e : std::filesystem::directory_iterator(root / "cache"))
+      n += std::filesystem::exists(e.path() / "shard.db");
+    return n;
+  }
+
+  /// The two snapshots of refresh_under_load over keys [0, keys): "runA" (4 shards, values
+  /// "A:<k>") and "runB" (3 shards, "B:<k>"); runA is current.
+  std::pair<ManifestRef, ManifestRef> publish_a_and_b(int keys) {
+    auto a = snap.publish("runA", 4, rows_for(0, keys, "A"));
+    auto b = snap.publish("runB", 3, rows_for(0, keys, "B"));
+    snap.manifests->set_current_ref(a);
+    return {a, b};
+  }
+};
+
+/// SnapshotTest with a 2-thread pool for AsyncReaders, joined at the end of the test.
+struct AsyncSnapshotTest : SnapshotTest {
+  boost::asio::thread_pool pool{2};
+
+  using SnapshotTest::SnapshotTest;
+  ~AsyncSnapshotTest() override { pool.join(); }
+
+  AsyncReader open_async(ReaderOptions o) {
+    return test::open_async(pool, snap.prefix, std::move(o));
+  }
+};
 
 /// Whether v is key k's value in one of the two snapshots of refresh_under_load ("A:k", "B:k").
 inline bool one_of(const std::optional<Value>& v, int k) {

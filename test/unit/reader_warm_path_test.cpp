@@ -26,7 +26,6 @@ namespace shardy {
 namespace {
 
 namespace asio = boost::asio;
-namespace fs = std::filesystem;
 
 // Every key the fast path takes must route and encode exactly as Router::route_lookup; every key
 // it declines must be one route_lookup either rejects or encodes differently than it could.
@@ -76,32 +75,25 @@ TEST(ReaderWarmPath, FastRoutingMatchesRouteLookup) {
   EXPECT_GT(declined, 1000);
 }
 
-struct WarmPathFixture : ::testing::Test {
-  fs::path root = test::make_temp_dir("warm");
-  test::SnapshotWriter snap{root / "objects"};
-  asio::thread_pool pool{2};
+using test::rows_for;
+using test::use_blocking;
 
-  ReaderOptions options() {
-    auto o = snap.reader_options(root / "cache");
+struct WarmPathFixture : test::AsyncSnapshotTest {
+  WarmPathFixture() : AsyncSnapshotTest("warm") {}
+
+  ReaderOptions options() const {
+    auto o = AsyncSnapshotTest::options();
     o.shard_open = ShardOpenPolicy::eager;
     return o;
   }
-  ~WarmPathFixture() override { pool.join(); }
 };
-
-std::map<std::int64_t, std::string> rows(int n, const std::string& tag) {
-  std::map<std::int64_t, std::string> r;
-  for (int k = 0; k < n; ++k) r[k] = tag + ":" + std::to_string(k);
-  return r;
-}
 
 // A warm async_get initiated from one of the reader's own threads (where a deferred completion
 // lands in that thread's private queue) must still not run its handler inside async_get, and
 // must run it on the handler's associated executor (a strand here), else on the reader's.
 TEST_F(WarmPathFixture, AsyncGetNeverCompletesInline) {
-  snap.manifests->set_current_ref(snap.publish("run1", 4, rows(50, "A")));
-  auto reader =
-      AsyncReader::async_open(pool.get_executor(), snap.prefix, options(), asio::use_future).get();
+  snap.manifests->set_current_ref(snap.publish("run1", 4, rows_for(0, 50, "A")));
+  auto reader = open_async(options());
   auto strand = asio::make_strand(pool.get_executor());
   std::promise<void> done;
   std::atomic<int> inline_calls{0}, completions{0}, wrong_executor{0}, wrong_value{0};
@@ -144,9 +136,8 @@ TEST_F(WarmPathFixture, AsyncGetNeverCompletesInline) {
 // before each lookup runs before the coroutine resumes: the completion is a real hop through the
 // executor's queue, never inline.
 TEST_F(WarmPathFixture, AwaitedGetResumesOnTheCoroutinesExecutorAfterAHop) {
-  snap.manifests->set_current_ref(snap.publish("run1", 4, rows(50, "A")));
-  auto reader =
-      AsyncReader::async_open(pool.get_executor(), snap.prefix, options(), asio::use_future).get();
+  snap.manifests->set_current_ref(snap.publish("run1", 4, rows_for(0, 50, "A")));
+  auto reader = open_async(options());
   asio::io_context io;
   auto strand = asio::make_strand(pool.get_executor());
   std::atomic<int> wrong_value{0}, wrong_executor{0}, not_hopped{0}, done{0};
@@ -208,13 +199,10 @@ TEST_F(WarmPathFixture, AwaitedGetResumesOnTheCoroutinesExecutorAfterAHop) {
 // two snapshots whose retired shard files are deleted: every answer belongs to one snapshot, and
 // (under ASan) no lookup touches a retired state.
 TEST_F(WarmPathFixture, AsyncGetsDuringRefreshesBelongToOneSnapshot_H11) {
-  auto a = snap.publish("runA", 4, rows(100, "A"));
-  auto b = snap.publish("runB", 3, rows(100, "B"));
-  snap.manifests->set_current_ref(a);
+  const auto [a, b] = publish_a_and_b(100);
   auto o = options();
   o.remove_retired_shards = true;
-  auto reader =
-      AsyncReader::async_open(pool.get_executor(), snap.prefix, o, asio::use_future).get();
+  auto reader = open_async(o);
   std::atomic<bool> stop{false};
   std::atomic<int> bad{0}, answers{0};
   auto worker = [&](int c) -> asio::awaitable<void> {
@@ -236,7 +224,7 @@ TEST_F(WarmPathFixture, AsyncGetsDuringRefreshesBelongToOneSnapshot_H11) {
     while (answers.load() < seen + 20 && std::chrono::steady_clock::now() < until)
       std::this_thread::yield();
     snap.manifests->set_current_ref(r % 2 ? a : b);
-    changed += reader.async_refresh(asio::use_future).get() ? 1 : 0;
+    changed += reader.async_refresh(use_blocking) ? 1 : 0;
   }
   stop = true;
   for (auto& w : workers) w.get();
