@@ -36,6 +36,8 @@
 #include <string_view>
 #include <vector>
 
+#include "command_line.hpp"
+
 namespace asio = boost::asio;
 
 namespace {
@@ -122,42 +124,30 @@ asio::awaitable<int> run(Args args) {
   co_return 0;
 }
 
-[[noreturn]] void usage(const char* argv0) {
-  std::fprintf(stderr,
-               "usage: %s PREFIX [--object-root DIR] [--local-root DIR] [--refresh-interval-ms N]"
-               " [--refreshes N] [--wait-for-change] KEY...\n",
-               argv0);
-  std::exit(2);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   Args args;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage(argv[0]);
-      return argv[++i];
-    };
-    if (a == "--object-root")
-      args.options.object_root = value();
-    else if (a == "--local-root")
-      args.options.local_root = value();
-    else if (a == "--refresh-interval-ms")
-      args.refresh_interval = std::chrono::milliseconds(std::stol(value()));
+  examples::CommandLine cl(argc, argv,
+                           "PREFIX [--object-root DIR] [--local-root DIR] [--refresh-interval-ms N]"
+                           " [--refreshes N] [--wait-for-change] KEY...");
+  while (cl.next()) {
+    if (cl.reader_option(args.options)) continue;
+    std::string_view a = cl.arg();
+    if (a == "--refresh-interval-ms")
+      args.refresh_interval = std::chrono::milliseconds(std::stol(cl.value()));
     else if (a == "--refreshes")
-      args.refreshes = std::stoi(value());
+      args.refreshes = std::stoi(cl.value());
     else if (a == "--wait-for-change")
       args.wait_for_change = true;
-    else if (a.starts_with("--"))
-      usage(argv[0]);
+    else if (cl.is_flag())
+      cl.usage();
     else if (args.prefix.empty())
       args.prefix = a;
     else
       args.keys.push_back(std::stoll(std::string(a)));
   }
-  if (args.prefix.empty()) usage(argv[0]);
+  if (args.prefix.empty()) cl.usage();
 
   asio::io_context io;
   int status = 1;

@@ -51,6 +51,8 @@
 #include <thread>
 #include <vector>
 
+#include "command_line.hpp"
+
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -278,46 +280,34 @@ asio::awaitable<void> serve(std::shared_ptr<const Config> cfg) {
   }
 }
 
-[[noreturn]] void usage(const char* argv0) {
-  std::fprintf(stderr,
-               "usage: %s PREFIX [--object-root DIR] [--local-root DIR] [--address A] [--port P]"
-               " [--threads N] [--refresh-interval-ms N] [--key-type int|str]\n",
-               argv0);
-  std::exit(2);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   auto cfg = std::make_shared<Config>();
-  for (int i = 1; i < argc; ++i) {
-    std::string_view a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage(argv[0]);
-      return argv[++i];
-    };
-    if (a == "--object-root")
-      cfg->options.object_root = value();
-    else if (a == "--local-root")
-      cfg->options.local_root = value();
-    else if (a == "--address")
-      cfg->address = value();
+  examples::CommandLine cl(argc, argv,
+                           "PREFIX [--object-root DIR] [--local-root DIR] [--address A] [--port P]"
+                           " [--threads N] [--refresh-interval-ms N] [--key-type int|str]");
+  while (cl.next()) {
+    if (cl.reader_option(cfg->options)) continue;
+    std::string_view a = cl.arg();
+    if (a == "--address")
+      cfg->address = cl.value();
     else if (a == "--port")
-      cfg->port = static_cast<unsigned short>(std::stoul(value()));
+      cfg->port = static_cast<unsigned short>(std::stoul(cl.value()));
     else if (a == "--threads")
-      cfg->threads = static_cast<unsigned>(std::stoul(value()));
+      cfg->threads = static_cast<unsigned>(std::stoul(cl.value()));
     else if (a == "--refresh-interval-ms")
-      cfg->refresh_interval = std::chrono::milliseconds(std::stol(value()));
+      cfg->refresh_interval = std::chrono::milliseconds(std::stol(cl.value()));
     else if (a == "--key-type") {
-      auto t = value();
-      if (t != "int" && t != "str") usage(argv[0]);
+      auto t = cl.value();
+      if (t != "int" && t != "str") cl.usage();
       cfg->string_keys = t == "str";
-    } else if (a.starts_with("--") || !cfg->prefix.empty())
-      usage(argv[0]);
+    } else if (cl.is_flag() || !cfg->prefix.empty())
+      cl.usage();
     else
       cfg->prefix = a;
   }
-  if (cfg->prefix.empty() || cfg->threads == 0) usage(argv[0]);
+  if (cfg->prefix.empty() || cfg->threads == 0) cl.usage();
 
   asio::io_context io(static_cast<int>(cfg->threads));
   int status = 0;

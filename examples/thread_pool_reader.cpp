@@ -25,19 +25,13 @@
 #include <thread>
 #include <vector>
 
+#include "command_line.hpp"
+
 namespace {
 
 struct Counts {
   std::uint64_t found = 0, absent = 0, bytes = 0, errors = 0;
 };
-
-[[noreturn]] void usage(const char* argv0) {
-  std::fprintf(stderr,
-               "usage: %s PREFIX [--object-root DIR] [--local-root DIR] [--threads N]"
-               " [--lookups N] [--key-space K]\n",
-               argv0);
-  std::exit(2);
-}
 
 }  // namespace
 
@@ -45,28 +39,24 @@ int main(int argc, char** argv) {
   std::string prefix;
   shardy::ReaderOptions options;
   long threads = 8, lookups = 10000, key_space = 2000;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage(argv[0]);
-      return argv[++i];
-    };
-    if (a == "--object-root")
-      options.object_root = value();
-    else if (a == "--local-root")
-      options.local_root = value();
-    else if (a == "--threads")
-      threads = std::stol(value());
+  examples::CommandLine cl(argc, argv,
+                           "PREFIX [--object-root DIR] [--local-root DIR] [--threads N]"
+                           " [--lookups N] [--key-space K]");
+  while (cl.next()) {
+    if (cl.reader_option(options)) continue;
+    std::string_view a = cl.arg();
+    if (a == "--threads")
+      threads = std::stol(cl.value());
     else if (a == "--lookups")
-      lookups = std::stol(value());
+      lookups = std::stol(cl.value());
     else if (a == "--key-space")
-      key_space = std::stol(value());
-    else if (a.starts_with("--") || !prefix.empty())
-      usage(argv[0]);
+      key_space = std::stol(cl.value());
+    else if (cl.is_flag() || !prefix.empty())
+      cl.usage();
     else
       prefix = a;
   }
-  if (prefix.empty() || threads < 1 || lookups < 0 || key_space < 1) usage(argv[0]);
+  if (prefix.empty() || threads < 1 || lookups < 0 || key_space < 1) cl.usage();
 
   try {
     shardy::Reader reader(prefix, options);  // blocks until the snapshot is open

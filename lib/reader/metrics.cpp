@@ -95,101 +95,113 @@ std::string number(double v) {
   return buf;
 }
 
-void counter(std::string& out, const std::string& name, std::string_view help, std::uint64_t value,
-             std::string_view labels = {}) {
-  out += "# HELP " + name + " " + std::string(help) + "\n# TYPE " + name + " counter\n";
-  out += name;
-  if (!labels
-           .empty()) {  // appended piece by piece: `"{" + std::string(...)` trips g++ 12 -Wrestrict
-    out += '{';
-    out += labels;
-    out += '}';
-  }
-  out += ' ';
-  out += std::to_string(value);
-  out += '\n';
-}
+// Builds the exposition text: one metric family per call, each with its HELP and TYPE lines,
+// names prefixed with the collector's prefix.
+class Exposition {
+ public:
+  explicit Exposition(const std::string& prefix) : prefix_(prefix) {}
 
-// Two series of one counter family with a label.
-void counter2(std::string& out, const std::string& name, std::string_view help,
-              std::string_view label, std::string_view a, std::uint64_t va, std::string_view b,
-              std::uint64_t vb) {
-  out += "# HELP " + name + " " + std::string(help) + "\n# TYPE " + name + " counter\n";
-  out +=
-      name + "{" + std::string(label) + "=\"" + std::string(a) + "\"} " + std::to_string(va) + "\n";
-  out +=
-      name + "{" + std::string(label) + "=\"" + std::string(b) + "\"} " + std::to_string(vb) + "\n";
-}
+  struct Series {
+    std::string_view label_value;
+    const std::atomic<std::uint64_t>& value;
+  };
 
-void histogram(std::string& out, const std::string& name, std::string_view help,
-               const PrometheusCollector::Histogram& h) {
-  out += "# HELP " + name + " " + std::string(help) + "\n# TYPE " + name + " histogram\n";
-  std::uint64_t cumulative = 0;
-  for (std::size_t i = 0; i < h.bounds.size(); ++i) {
-    cumulative += h.buckets[i].load(relaxed);
-    out +=
-        name + "_bucket{le=\"" + number(h.bounds[i]) + "\"} " + std::to_string(cumulative) + "\n";
+  void counter(std::string_view name, std::string_view help,
+               const std::atomic<std::uint64_t>& value) {
+    header(name, help, "counter");
+    series(name, {}, {}, value.load(relaxed));
   }
-  cumulative += h.buckets[h.bounds.size()].load(relaxed);
-  out += name + "_bucket{le=\"+Inf\"} " + std::to_string(cumulative) + "\n";
-  out += name + "_sum " + number(static_cast<double>(h.sum_ns.load(relaxed)) / 1e9) + "\n";
-  out += name + "_count " + std::to_string(h.count.load(relaxed)) + "\n";
-}
+
+  // A counter family with one series per value of `label`.
+  void counter(std::string_view name, std::string_view help, std::string_view label,
+               std::initializer_list<Series> by_label) {
+    header(name, help, "counter");
+    for (const auto& s : by_label) series(name, label, s.label_value, s.value.load(relaxed));
+  }
+
+  void histogram(std::string_view name, std::string_view help,
+                 const PrometheusCollector::Histogram& h) {
+    header(name, help, "histogram");
+    const std::string n = prefix_ + std::string(name);
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < h.bounds.size(); ++i) {
+      cumulative += h.buckets[i].load(relaxed);
+      out_ +=
+          n + "_bucket{le=\"" + number(h.bounds[i]) + "\"} " + std::to_string(cumulative) + "\n";
+    }
+    cumulative += h.buckets[h.bounds.size()].load(relaxed);
+    out_ += n + "_bucket{le=\"+Inf\"} " + std::to_string(cumulative) + "\n";
+    out_ += n + "_sum " + number(static_cast<double>(h.sum_ns.load(relaxed)) / 1e9) + "\n";
+    out_ += n + "_count " + std::to_string(h.count.load(relaxed)) + "\n";
+  }
+
+  std::string take() { return std::move(out_); }
+
+ private:
+  void header(std::string_view name, std::string_view help, std::string_view type) {
+    const std::string n = prefix_ + std::string(name);
+    out_ +=
+        "# HELP " + n + " " + std::string(help) + "\n# TYPE " + n + " " + std::string(type) + "\n";
+  }
+
+  // One sample line; `label` empty: no labels. Appended piece by piece: `"{" + std::string(...)`
+  // trips g++ 12 -Wrestrict.
+  void series(std::string_view name, std::string_view label, std::string_view label_value,
+              std::uint64_t value) {
+    out_ += prefix_;
+    out_ += name;
+    if (!label.empty()) {
+      out_ += '{';
+      out_ += label;
+      out_ += "=\"";
+      out_ += label_value;
+      out_ += "\"}";
+    }
+    out_ += ' ';
+    out_ += std::to_string(value);
+    out_ += '\n';
+  }
+
+  const std::string& prefix_;
+  std::string out_;
+};
 
 }  // namespace
 
 std::string PrometheusCollector::render() const {
   const auto& c = *c_;
-  const std::string& p = prefix_;
-  std::string out;
-  counter(out, p + "reader_gets_total", "Successful get calls.", c.gets.load(relaxed));
-  counter2(out, p + "reader_get_results_total", "Successful get calls by outcome.", "result", "hit",
-           c.get_hits.load(relaxed), "miss", c.get_misses.load(relaxed));
-  histogram(out, p + "reader_get_duration_seconds", "Latency of successful get calls.",
-            c.get_seconds);
-  counter(out, p + "reader_multi_gets_total", "Successful multi_get calls.",
-          c.multi_gets.load(relaxed));
-  counter(out, p + "reader_multi_get_keys_total", "Keys requested by successful multi_get calls.",
-          c.multi_get_keys.load(relaxed));
-  counter(out, p + "reader_multi_get_found_total", "Keys found by successful multi_get calls.",
-          c.multi_get_found.load(relaxed));
-  histogram(out, p + "reader_multi_get_duration_seconds", "Latency of successful multi_get calls.",
-            c.multi_get_seconds);
-  out += "# HELP " + p + "reader_errors_total Failed lookups by operation.\n# TYPE " + p +
-         "reader_errors_total counter\n";
-  out += p + "reader_errors_total{operation=\"get\"} " +
-         std::to_string(c.errors_get.load(relaxed)) + "\n";
-  out += p + "reader_errors_total{operation=\"multi_get\"} " +
-         std::to_string(c.errors_multi_get.load(relaxed)) + "\n";
-  out += p + "reader_errors_total{operation=\"other\"} " +
-         std::to_string(c.errors_other.load(relaxed)) + "\n";
-  counter(out, p + "reader_initialized_total", "Readers opened.", c.initialized.load(relaxed));
-  counter2(out, p + "reader_refreshes_total", "Refresh calls by outcome.", "changed", "true",
-           c.refresh_changed.load(relaxed), "false", c.refresh_unchanged.load(relaxed));
-  counter(out, p + "reader_fallbacks_total", "Cold-start fallbacks to an older manifest.",
-          c.fallbacks.load(relaxed));
-  counter(out, p + "reader_closed_total", "Readers closed.", c.closed.load(relaxed));
-  counter(out, p + "shard_downloads_total", "Shard files downloaded into the local cache.",
-          c.downloads.load(relaxed));
-  counter(out, p + "shard_download_bytes_total", "Bytes of shard files downloaded.",
-          c.download_bytes.load(relaxed));
-  histogram(out, p + "shard_download_duration_seconds", "Duration of shard downloads.",
-            c.download_seconds);
-  counter(out, p + "shard_cache_hits_total", "Shards opened from the local cache.",
-          c.cache_hits.load(relaxed));
-  counter(out, p + "shard_open_errors_total", "Shards that failed to open.",
-          c.open_errors.load(relaxed));
-  counter(out, p + "rate_limiter_throttled_total", "Rate limiter waits.",
-          c.throttled.load(relaxed));
-  histogram(out, p + "rate_limiter_wait_seconds", "Rate limiter wait time.",
-            c.limiter_wait_seconds);
-  counter(out, p + "rate_limiter_denied_total", "Rate limiter requests refused.",
-          c.denied.load(relaxed));
-  counter(out, p + "s3_requests_total", "Object store requests.", c.s3_requests.load(relaxed));
-  counter(out, p + "s3_retries_total", "Object store request retries.", c.s3_retries.load(relaxed));
-  counter(out, p + "s3_errors_total", "Object store requests that failed.",
-          c.s3_errors.load(relaxed));
-  return out;
+  Exposition e(prefix_);
+  e.counter("reader_gets_total", "Successful get calls.", c.gets);
+  e.counter("reader_get_results_total", "Successful get calls by outcome.", "result",
+            {{"hit", c.get_hits}, {"miss", c.get_misses}});
+  e.histogram("reader_get_duration_seconds", "Latency of successful get calls.", c.get_seconds);
+  e.counter("reader_multi_gets_total", "Successful multi_get calls.", c.multi_gets);
+  e.counter("reader_multi_get_keys_total", "Keys requested by successful multi_get calls.",
+            c.multi_get_keys);
+  e.counter("reader_multi_get_found_total", "Keys found by successful multi_get calls.",
+            c.multi_get_found);
+  e.histogram("reader_multi_get_duration_seconds", "Latency of successful multi_get calls.",
+              c.multi_get_seconds);
+  e.counter("reader_errors_total", "Failed lookups by operation.", "operation",
+            {{"get", c.errors_get}, {"multi_get", c.errors_multi_get}, {"other", c.errors_other}});
+  e.counter("reader_initialized_total", "Readers opened.", c.initialized);
+  e.counter("reader_refreshes_total", "Refresh calls by outcome.", "changed",
+            {{"true", c.refresh_changed}, {"false", c.refresh_unchanged}});
+  e.counter("reader_fallbacks_total", "Cold-start fallbacks to an older manifest.", c.fallbacks);
+  e.counter("reader_closed_total", "Readers closed.", c.closed);
+  e.counter("shard_downloads_total", "Shard files downloaded into the local cache.", c.downloads);
+  e.counter("shard_download_bytes_total", "Bytes of shard files downloaded.", c.download_bytes);
+  e.histogram("shard_download_duration_seconds", "Duration of shard downloads.",
+              c.download_seconds);
+  e.counter("shard_cache_hits_total", "Shards opened from the local cache.", c.cache_hits);
+  e.counter("shard_open_errors_total", "Shards that failed to open.", c.open_errors);
+  e.counter("rate_limiter_throttled_total", "Rate limiter waits.", c.throttled);
+  e.histogram("rate_limiter_wait_seconds", "Rate limiter wait time.", c.limiter_wait_seconds);
+  e.counter("rate_limiter_denied_total", "Rate limiter requests refused.", c.denied);
+  e.counter("s3_requests_total", "Object store requests.", c.s3_requests);
+  e.counter("s3_retries_total", "Object store request retries.", c.s3_retries);
+  e.counter("s3_errors_total", "Object store requests that failed.", c.s3_errors);
+  return e.take();
 }
 
 }  // namespace shardy

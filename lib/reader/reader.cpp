@@ -64,6 +64,31 @@ auto with_ec(error_code& ec, F f) noexcept -> decltype(f()) {
   return {};
 }
 
+// The core of a reader that was opened (errc::reader_not_open otherwise).
+const std::shared_ptr<detail::ReaderCore>& opened(const std::shared_ptr<detail::ReaderCore>& core) {
+  if (!core) throw_error(errc::reader_not_open, "the reader is not open");
+  return core;
+}
+
+// What get and multi_get share: the reader must be open and not closed, the call takes `tokens`
+// from the rate limiter, and any failure is reported to the metrics sink as a lookup error of
+// operation `op`. `lookup(start)` does the lookup; `start` is when the call began.
+template <typename Lookup>
+auto metered_lookup(const std::shared_ptr<detail::ReaderCore>& core, std::string_view op,
+                    std::size_t tokens, Lookup lookup) {
+  opened(core);
+  if (core->closed()) throw_error(errc::reader_closed, "the reader was closed");
+  const auto start = std::chrono::steady_clock::now();
+  auto* metrics = core->options().metrics.get();
+  try {
+    core->acquire_tokens_blocking(tokens);
+    return lookup(start);
+  } catch (...) {
+    if (metrics) metrics->on_lookup_error(op);
+    throw;
+  }
+}
+
 }  // namespace
 
 Reader::Reader(std::string prefix, ReaderOptions options, std::size_t io_threads)
@@ -104,28 +129,21 @@ void Reader::check_thread() const {
 
 std::optional<Value> Reader::get(const Key& key, const RoutingContext& context) {
   check_thread();
-  auto& core = async_.core_;
-  if (!core) throw_error(errc::reader_not_open, "the reader is not open");
-  if (core->closed()) throw_error(errc::reader_closed, "the reader was closed");
-  const auto start = std::chrono::steady_clock::now();
-  auto* metrics = core->options().metrics.get();
-  try {
-    core->acquire_tokens_blocking(1);
+  const auto& core = async_.core_;
+  auto lookup = [&](auto start) -> std::optional<Value> {
     bool served = false;
     // An open shard is read right here, even a range shard whose page reads wait on S3: this
     // thread blocks anyway and is not one of the io threads that serve S3 (check_thread), so the
     // blocking pool would only add two thread hops to every cold lookup.
     auto v = core->try_get_local(key, context, served, /*may_block=*/true);
     if (served) {
-      if (metrics) core->note_get(start, v.has_value());
+      if (core->options().metrics) core->note_get(start, v.has_value());
       return v;
     }
     // Cold shard: the io threads open it (range shards: on the blocking pool) and look up.
     return run_blocking(core, core->get(key, context, false));
-  } catch (...) {
-    if (metrics) metrics->on_lookup_error("get");
-    throw;
-  }
+  };
+  return metered_lookup(core, "get", 1, lookup);
 }
 
 std::optional<Value> Reader::get(const Key& key, error_code& ec) noexcept {
@@ -134,13 +152,8 @@ std::optional<Value> Reader::get(const Key& key, error_code& ec) noexcept {
 
 std::vector<std::optional<Value>> Reader::multi_get(const std::vector<Key>& keys) {
   check_thread();
-  auto& core = async_.core_;
-  if (!core) throw_error(errc::reader_not_open, "the reader is not open");
-  if (core->closed()) throw_error(errc::reader_closed, "the reader was closed");
-  const auto start = std::chrono::steady_clock::now();
-  auto* metrics = core->options().metrics.get();
-  try {
-    core->acquire_tokens_blocking(keys.size());
+  const auto& core = async_.core_;
+  auto lookup = [&](auto start) -> std::vector<std::optional<Value>> {
     bool served = false;
     // All shards warm and local: sequential lookups on this thread beat a fan-out (each lookup
     // is about a microsecond; concurrency comes from the calling threads).
@@ -150,10 +163,8 @@ std::vector<std::optional<Value>> Reader::multi_get(const std::vector<Key>& keys
       return v;
     }
     return run_blocking(core, core->multi_get(keys, false));
-  } catch (...) {
-    if (metrics) metrics->on_lookup_error("multi_get");
-    throw;
-  }
+  };
+  return metered_lookup(core, "multi_get", keys.size(), lookup);
 }
 
 std::vector<std::optional<Value>> Reader::multi_get(const std::vector<Key>& keys,
@@ -163,8 +174,7 @@ std::vector<std::optional<Value>> Reader::multi_get(const std::vector<Key>& keys
 
 bool Reader::refresh() {
   check_thread();
-  auto& core = async_.core_;
-  if (!core) throw_error(errc::reader_not_open, "the reader is not open");
+  const auto& core = opened(async_.core_);
   return run_blocking(core, core->refresh());
 }
 
@@ -174,15 +184,13 @@ bool Reader::refresh(error_code& ec) noexcept {
 
 ShardHandle Reader::borrow_shard(std::uint32_t db_id) {
   check_thread();
-  auto& core = async_.core_;
-  if (!core) throw_error(errc::reader_not_open, "the reader is not open");
+  const auto& core = opened(async_.core_);
   return run_blocking(core, core->borrow(db_id));
 }
 
 ShardHandle Reader::borrow_shard_for_key(const Key& key) {
   check_thread();
-  auto& core = async_.core_;
-  if (!core) throw_error(errc::reader_not_open, "the reader is not open");
+  const auto& core = opened(async_.core_);
   // Routed inside the borrow, on the snapshot the handle pins (not on whatever is current
   // before a concurrent refresh).
   return run_blocking(core, core->borrow(0, key));
@@ -190,15 +198,13 @@ ShardHandle Reader::borrow_shard_for_key(const Key& key) {
 
 ShardHandleSet Reader::borrow_shards_for_keys(const std::vector<Key>& keys) {
   check_thread();
-  auto& core = async_.core_;
-  if (!core) throw_error(errc::reader_not_open, "the reader is not open");
+  const auto& core = opened(async_.core_);
   return run_blocking(core, core->borrow_for_keys(keys));
 }
 
 std::vector<ScanRow> Reader::next(ScanCursor& cursor) {
   check_thread();
-  auto& core = async_.core_;
-  if (!core) throw_error(errc::reader_not_open, "the reader is not open");
+  const auto& core = opened(async_.core_);
   return run_blocking(core, core->next(&cursor));
 }
 

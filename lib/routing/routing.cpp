@@ -70,6 +70,31 @@ std::string encode_key(const Key& key, KeyEncoding encoding, bool lookup, error_
   return fail("unknown key encoding");
 }
 
+// The throwing form: the encoder's diagnostics become the error's text.
+std::string encode_key_or_throw(const Key& key, KeyEncoding encoding, bool lookup) {
+  error_code ec;
+  std::string why;
+  std::string out = encode_key(key, encoding, lookup, ec, &why);
+  if (ec) throw_error(ec, why);
+  return out;
+}
+
+// Route first, then encode (as the reference does); shared by route_lookup and route_write.
+RouteResult route(const Router& router, const Key& key, bool lookup, error_code& ec) {
+  RouteResult r;
+  r.db_id = router.shard_for(key, ec);
+  if (ec) return r;
+  r.storage_key = encode_key(key, router.key_encoding(), lookup, ec, nullptr);
+  return r;
+}
+
+RouteResult route(const Router& router, const Key& key, bool lookup) {
+  RouteResult r;
+  r.db_id = router.shard_for(key);
+  r.storage_key = encode_key_or_throw(key, router.key_encoding(), lookup);
+  return r;
+}
+
 }  // namespace
 
 std::optional<KeyEncoding> parse_key_encoding(std::string_view s) noexcept {
@@ -126,11 +151,7 @@ std::string encode_key_for_write(const Key& key, KeyEncoding encoding, error_cod
 }
 
 std::string encode_key_for_write(const Key& key, KeyEncoding encoding) {
-  error_code ec;
-  std::string why;
-  std::string out = encode_key(key, encoding, false, ec, &why);
-  if (ec) throw_error(ec, why);
-  return out;
+  return encode_key_or_throw(key, encoding, false);
 }
 
 std::string encode_key_for_lookup(const Key& key, KeyEncoding encoding, error_code& ec) {
@@ -138,11 +159,7 @@ std::string encode_key_for_lookup(const Key& key, KeyEncoding encoding, error_co
 }
 
 std::string encode_key_for_lookup(const Key& key, KeyEncoding encoding) {
-  error_code ec;
-  std::string why;
-  std::string out = encode_key(key, encoding, true, ec, &why);
-  if (ec) throw_error(ec, why);
-  return out;
+  return encode_key_or_throw(key, encoding, true);
 }
 
 Router::Router(std::uint32_t num_dbs, KeyEncoding encoding)
@@ -161,33 +178,15 @@ std::uint32_t Router::shard_for(const Key& key) const {
 }
 
 RouteResult Router::route_lookup(const Key& key, error_code& ec) const {
-  RouteResult r;
-  r.db_id = shard_for(key, ec);
-  if (ec) return r;
-  r.storage_key = encode_key_for_lookup(key, encoding_, ec);
-  return r;
+  return route(*this, key, true, ec);
 }
 
-RouteResult Router::route_lookup(const Key& key) const {
-  RouteResult r;
-  r.db_id = shard_for(key);
-  r.storage_key = encode_key_for_lookup(key, encoding_);
-  return r;
-}
+RouteResult Router::route_lookup(const Key& key) const { return route(*this, key, true); }
 
 RouteResult Router::route_write(const Key& key, error_code& ec) const {
-  RouteResult r;
-  r.db_id = shard_for(key, ec);
-  if (ec) return r;
-  r.storage_key = encode_key_for_write(key, encoding_, ec);
-  return r;
+  return route(*this, key, false, ec);
 }
 
-RouteResult Router::route_write(const Key& key) const {
-  RouteResult r;
-  r.db_id = shard_for(key);
-  r.storage_key = encode_key_for_write(key, encoding_);
-  return r;
-}
+RouteResult Router::route_write(const Key& key) const { return route(*this, key, false); }
 
 }  // namespace shardy

@@ -55,6 +55,10 @@ struct OpContext {
 
 // One logical S3 request, sent once per attempt.
 struct Call {
+  Call(std::string_view operation, std::string_view method, std::string_view bucket,
+       std::string_view key = {})
+      : operation(operation), method(method), bucket(bucket), key(key) {}
+
   std::string_view operation;  // S3 API name, for metrics (GetObject, PutObject, ...)
   std::string_view method;
   std::string_view bucket;
@@ -242,11 +246,7 @@ class S3ClientImpl : public std::enable_shared_from_this<S3ClientImpl> {
 
   asio::awaitable<GetObjectResult> get_object(std::string bucket, std::string key,
                                               GetObjectRequest req, OpContext& ctx) {
-    Call call;
-    call.operation = "GetObject";
-    call.method = "GET";
-    call.bucket = bucket;
-    call.key = key;
+    Call call("GetObject", "GET", bucket, key);
     if (req.range) call.headers.emplace_back("range", range_header(*req.range));
     if (!req.if_match.empty()) {
       check_header_value("If-Match", req.if_match);
@@ -293,11 +293,7 @@ class S3ClientImpl : public std::enable_shared_from_this<S3ClientImpl> {
 
   asio::awaitable<HeadObjectResult> head_object(std::string bucket, std::string key,
                                                 OpContext& ctx) {
-    Call call;
-    call.operation = "HeadObject";
-    call.method = "HEAD";
-    call.bucket = bucket;
-    call.key = key;
+    Call call("HeadObject", "HEAD", bucket, key);
     call.head = true;
     auto resp = co_await execute(call, ctx, deadline_from_now());
     HeadObjectResult r;
@@ -309,12 +305,23 @@ class S3ClientImpl : public std::enable_shared_from_this<S3ClientImpl> {
     co_return r;
   }
 
-  void put_headers(Call& call, const PutObjectRequest& req) {
+  // The PutObject call of both put forms, with the request's headers; the caller adds the body.
+  static Call put_call(std::string_view bucket, std::string_view key, const PutObjectRequest& req) {
+    Call call("PutObject", "PUT", bucket, key);
     check_header_value("Content-Type", req.content_type);
     check_header_value("If-Match", req.if_match);
     if (!req.content_type.empty()) call.headers.emplace_back("content-type", req.content_type);
     if (req.if_none_match) call.headers.emplace_back("if-none-match", "*");
     if (!req.if_match.empty()) call.headers.emplace_back("if-match", req.if_match);
+    return call;
+  }
+
+  // Sends a put_call with its body set; the answer is the new object's ETag.
+  asio::awaitable<PutObjectResult> send_put(Call& call, OpContext& ctx) {
+    auto resp = co_await execute(call, ctx, deadline_from_now());
+    PutObjectResult r;
+    r.etag = resp.head.etag;
+    co_return r;
   }
 
   bool sign_payload(std::uint64_t size) const {
@@ -323,19 +330,11 @@ class S3ClientImpl : public std::enable_shared_from_this<S3ClientImpl> {
 
   asio::awaitable<PutObjectResult> put_object(std::string bucket, std::string key, std::string body,
                                               PutObjectRequest req, OpContext& ctx) {
-    Call call;
-    call.operation = "PutObject";
-    call.method = "PUT";
-    call.bucket = bucket;
-    call.key = key;
-    put_headers(call, req);
+    Call call = put_call(bucket, key, req);
     call.body = body;
     call.payload_hash =
         sign_payload(body.size()) ? s3::sha256_hex(body) : std::string(s3::kUnsignedPayload);
-    auto resp = co_await execute(call, ctx, deadline_from_now());
-    PutObjectResult r;
-    r.etag = resp.head.etag;
-    co_return r;
+    co_return co_await send_put(call, ctx);
   }
 
   asio::awaitable<PutObjectResult> put_object_from_file(std::string bucket, std::string key,
@@ -344,12 +343,7 @@ class S3ClientImpl : public std::enable_shared_from_this<S3ClientImpl> {
     std::error_code fec;
     auto size = std::filesystem::file_size(file, fec);
     if (fec) throw error(errc::io_error, "cannot read " + file.string() + ": " + fec.message());
-    Call call;
-    call.operation = "PutObject";
-    call.method = "PUT";
-    call.bucket = bucket;
-    call.key = key;
-    put_headers(call, req);
+    Call call = put_call(bucket, key, req);
     call.body_file = &file;
     call.body_file_size = size;
     if (sign_payload(size)) {
@@ -357,10 +351,7 @@ class S3ClientImpl : public std::enable_shared_from_this<S3ClientImpl> {
     } else {
       call.payload_hash = std::string(s3::kUnsignedPayload);
     }
-    auto resp = co_await execute(call, ctx, deadline_from_now());
-    PutObjectResult r;
-    r.etag = resp.head.etag;
-    co_return r;
+    co_return co_await send_put(call, ctx);
   }
 
   static std::string hash_file(const std::filesystem::path& file) {
@@ -386,11 +377,7 @@ class S3ClientImpl : public std::enable_shared_from_this<S3ClientImpl> {
 
   asio::awaitable<DeleteObjectResult> delete_object(std::string bucket, std::string key,
                                                     OpContext& ctx) {
-    Call call;
-    call.operation = "DeleteObject";
-    call.method = "DELETE";
-    call.bucket = bucket;
-    call.key = key;
+    Call call("DeleteObject", "DELETE", bucket, key);
     call.missing_is_success = true;
     co_await execute(call, ctx, deadline_from_now());
     co_return DeleteObjectResult{};
@@ -402,10 +389,7 @@ class S3ClientImpl : public std::enable_shared_from_this<S3ClientImpl> {
     std::string token = req.continuation_token;
     const auto deadline = deadline_from_now();
     for (;;) {
-      Call call;
-      call.operation = "ListObjectsV2";
-      call.method = "GET";
-      call.bucket = bucket;
+      Call call("ListObjectsV2", "GET", bucket);
       call.query.emplace_back("list-type", "2");
       call.query.emplace_back("encoding-type", "url");
       if (!req.prefix.empty()) call.query.emplace_back("prefix", req.prefix);
@@ -521,11 +505,7 @@ class S3ClientImpl : public std::enable_shared_from_this<S3ClientImpl> {
     check_header_value("If-Match", req.if_match);
     FileSink sink(fd, std::move(req.progress));
     sink.etag = req.if_match;
-    Call call;
-    call.operation = "GetObject";
-    call.method = "GET";
-    call.bucket = bucket;
-    call.key = key;
+    Call call("GetObject", "GET", bucket, key);
     call.sink = &sink;
     if (!req.if_match.empty()) call.headers.emplace_back("if-match", req.if_match);
     // A retry continues where the file ends, pinned to the version already partly written.
@@ -553,11 +533,7 @@ class S3ClientImpl : public std::enable_shared_from_this<S3ClientImpl> {
                                     const std::string& if_match, std::uint64_t first,
                                     std::uint64_t last, std::string& body, s3::ResponseHead& head,
                                     OpContext& ctx, steady::time_point deadline) {
-    Call call;
-    call.operation = "GetObject";
-    call.method = "GET";
-    call.bucket = bucket;
-    call.key = key;
+    Call call("GetObject", "GET", bucket, key);
     call.headers.emplace_back(
         "range", "bytes=" + std::to_string(first) + "-" +
                      (last == std::numeric_limits<std::uint64_t>::max() ? std::string()

@@ -30,6 +30,18 @@ void throw_if(const error_code& ec, const S3Response& r) {
   if (ec) throw error(ec, r.diagnostics);
 }
 
+// Both put forms: the store's options as the client's request, the client's answer as the store's.
+PutObjectRequest put_request(PutOptions options) {
+  return PutObjectRequest(std::move(options.content_type), options.if_none_match,
+                          std::move(options.if_match));
+}
+
+PutResult put_result(PutObjectResult r) {
+  PutResult out;
+  out.etag = std::move(r.etag);
+  return out;
+}
+
 std::string object_url(std::string_view bucket, std::string_view key) {
   std::string u = "s3://";
   u += bucket;
@@ -69,27 +81,21 @@ class S3Store final : public ObjectStore {
 
   asio::awaitable<PutResult> put(std::string url, std::string body, PutOptions options) override {
     auto u = parse_s3_url(url);
-    PutObjectRequest req(std::move(options.content_type), options.if_none_match,
-                         std::move(options.if_match));
+    auto req = put_request(std::move(options));
     auto [ec, r] =
         co_await client_.async_put_object(u.bucket, u.key, std::move(body), std::move(req), tuple);
     throw_if(ec, r);
-    PutResult out;
-    out.etag = std::move(r.etag);
-    co_return out;
+    co_return put_result(std::move(r));
   }
 
   asio::awaitable<PutResult> put_file(std::string url, std::filesystem::path file,
                                       PutOptions options) override {
     auto u = parse_s3_url(url);
-    PutObjectRequest req(std::move(options.content_type), options.if_none_match,
-                         std::move(options.if_match));
+    auto req = put_request(std::move(options));
     auto [ec, r] = co_await client_.async_put_object_from_file(u.bucket, u.key, std::move(file),
                                                                std::move(req), tuple);
     throw_if(ec, r);
-    PutResult out;
-    out.etag = std::move(r.etag);
-    co_return out;
+    co_return put_result(std::move(r));
   }
 
   asio::awaitable<void> remove(std::string url) override {
