@@ -481,13 +481,14 @@ CREATE TABLE shards (
               "building the manifest: " + std::string(what) + ": " + sqlite3_errmsg(db));
 }
 
-void bind_text(sqlite3* db, sqlite3_stmt* st, int i, const std::optional<std::string>& v) {
+// One parameter of an INSERT: text (null when absent) or an integer.
+void bind_value(sqlite3* db, sqlite3_stmt* st, int i, const std::optional<std::string>& v) {
   int rc = v ? sqlite3_bind_text64(st, i, v->data(), v->size(), SQLITE_TRANSIENT, SQLITE_UTF8)
              : sqlite3_bind_null(st, i);
   if (rc != SQLITE_OK) build_fail(db, "bind");
 }
 
-void bind_int(sqlite3* db, sqlite3_stmt* st, int i, std::int64_t v) {
+void bind_value(sqlite3* db, sqlite3_stmt* st, int i, std::int64_t v) {
   if (sqlite3_bind_int64(st, i, v) != SQLITE_OK) build_fail(db, "bind");
 }
 
@@ -503,6 +504,19 @@ std::string key_json(const Key& k) {
 
 void step_done(sqlite3* db, sqlite3_stmt* st) {
   if (sqlite3_step(st) != SQLITE_DONE) build_fail(db, "insert");
+}
+
+void prepare_insert(sqlite3* db, const char* sql, Stmt& q) {
+  if (sqlite3_prepare_v2(db, sql, -1, &q.st, nullptr) != SQLITE_OK) build_fail(db, "prepare");
+}
+
+// Binds parameters 1, 2, ... of a prepared INSERT to `values`, in order, and runs it.
+template <typename... Values>
+void insert_row(sqlite3* db, sqlite3_stmt* st, const Values&... values) {
+  sqlite3_reset(st);
+  int i = 0;
+  (bind_value(db, st, ++i, values), ...);
+  step_done(db, st);
 }
 
 std::string sharding_json(const ShardingSpec& s) {
@@ -560,50 +574,29 @@ std::string build_manifest(const Manifest& m) {
     build_fail(db.db, "schema");
   {
     Stmt q;
-    if (sqlite3_prepare_v2(db.db,
-                           "INSERT INTO build_meta (run_id, created_at, num_dbs, s3_prefix, "
-                           "key_col, sharding, db_path_template, shard_prefix, format_version, "
-                           "key_encoding, custom) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                           -1, &q.st, nullptr) != SQLITE_OK)
-      build_fail(db.db, "prepare");
-    bind_text(db.db, q.st, 1, b.run_id);
-    bind_text(db.db, q.st, 2, format_timestamp(b.created_at));
-    bind_int(db.db, q.st, 3, b.num_dbs);
-    bind_text(db.db, q.st, 4, b.s3_prefix);
-    bind_text(db.db, q.st, 5, b.key_col);
-    bind_text(db.db, q.st, 6, sharding);
-    bind_text(db.db, q.st, 7, b.db_path_template);
-    bind_text(db.db, q.st, 8, b.shard_prefix);
-    bind_int(db.db, q.st, 9, b.format_version);
-    bind_text(db.db, q.st, 10, std::string(to_string(b.key_encoding)));
-    bind_text(db.db, q.st, 11, custom);
-    step_done(db.db, q.st);
+    prepare_insert(db.db,
+                   "INSERT INTO build_meta (run_id, created_at, num_dbs, s3_prefix, key_col, "
+                   "sharding, db_path_template, shard_prefix, format_version, key_encoding, "
+                   "custom) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                   q);
+    insert_row(db.db, q.st, b.run_id, format_timestamp(b.created_at), b.num_dbs, b.s3_prefix,
+               b.key_col, sharding, b.db_path_template, b.shard_prefix, b.format_version,
+               std::string(to_string(b.key_encoding)), custom);
   }
   {
     Stmt q;
-    if (sqlite3_prepare_v2(db.db,
-                           "INSERT INTO shards (db_id, db_url, attempt, row_count, db_bytes, "
-                           "min_key, max_key, checkpoint_id, writer_info) VALUES "
-                           "(?,?,?,?,?,?,?,?,?)",
-                           -1, &q.st, nullptr) != SQLITE_OK)
-      build_fail(db.db, "prepare");
+    prepare_insert(db.db,
+                   "INSERT INTO shards (db_id, db_url, attempt, row_count, db_bytes, min_key, "
+                   "max_key, checkpoint_id, writer_info) VALUES (?,?,?,?,?,?,?,?,?)",
+                   q);
     std::vector<std::size_t> order(m.shards.size());
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
     std::sort(order.begin(), order.end(),
               [&](auto a, auto c) { return m.shards[a].db_id < m.shards[c].db_id; });
     for (std::size_t i : order) {
       const ShardMeta& s = m.shards[i];
-      sqlite3_reset(q.st);
-      bind_int(db.db, q.st, 1, s.db_id);
-      bind_text(db.db, q.st, 2, s.db_url);
-      bind_int(db.db, q.st, 3, s.attempt);
-      bind_int(db.db, q.st, 4, s.row_count);
-      bind_int(db.db, q.st, 5, s.db_bytes);
-      bind_text(db.db, q.st, 6, shard_json[i][0]);
-      bind_text(db.db, q.st, 7, shard_json[i][1]);
-      bind_text(db.db, q.st, 8, s.checkpoint_id);
-      bind_text(db.db, q.st, 9, shard_json[i][2]);
-      step_done(db.db, q.st);
+      insert_row(db.db, q.st, s.db_id, s.db_url, s.attempt, s.row_count, s.db_bytes,
+                 shard_json[i][0], shard_json[i][1], s.checkpoint_id, shard_json[i][2]);
     }
   }
   if (sqlite3_exec(db.db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)

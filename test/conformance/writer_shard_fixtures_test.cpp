@@ -1,6 +1,5 @@
 // The shard builder reproduces shardyfusion's shard files byte for byte (interop spec 4.1).
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 #include <sqlite3.h>
 
 #include <boost/json.hpp>
@@ -10,21 +9,16 @@
 #include <shardy/routing.hpp>
 #include <string>
 
+#include "support/digest_hex.hpp"
 #include "support/test_support.hpp"
 #include "writer/sqlite_shard_builder.hpp"
 
 namespace fs = std::filesystem;
 using shardy::test::fixtures_dir;
 using shardy::test::read_file;
+using shardy::test::sha256_hex;
 
 namespace {
-
-std::string sha256_hex(std::string_view data) {
-  unsigned char md[32];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  return shardy::test::to_hex(std::string_view(reinterpret_cast<const char*>(md), len));
-}
 
 fs::path local_path(std::string_view url) {
   constexpr std::string_view bucket = "s3://shardy-fixtures/";

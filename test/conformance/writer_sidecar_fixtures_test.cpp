@@ -3,7 +3,6 @@
 // the body of the shard.sidecar shardyfusion wrote, and the fields in expected/<name>/sidecars.json
 // (body_sha256, n_pages, chain_count, body_size, page_size) match.
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 #include <zstd.h>
 
 #include <boost/json.hpp>
@@ -12,6 +11,7 @@
 #include <string>
 
 #include "core/sidecar_format.hpp"
+#include "support/digest_hex.hpp"
 #include "support/test_support.hpp"
 #include "writer/sidecar_builder.hpp"
 
@@ -19,16 +19,10 @@ namespace fs = std::filesystem;
 namespace sf = shardy::sidecar_format;
 using shardy::test::fixtures_dir;
 using shardy::test::read_file;
+using shardy::test::sha256_hex;
 using shardy::test::to_hex;
 
 namespace {
-
-std::string sha256_hex(std::string_view data) {
-  unsigned char md[32];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  return to_hex(std::string_view(reinterpret_cast<const char*>(md), len));
-}
 
 std::uint64_t le(std::string_view s, std::size_t off, std::size_t n) {
   std::uint64_t v = 0;

@@ -9,6 +9,7 @@
 #include <future>
 #include <shardy/s3_client.hpp>
 
+#include "s3_common_checks.hpp"
 #include "s3_test_env.hpp"
 #include "support/test_support.hpp"
 
@@ -245,16 +246,9 @@ TEST_F(S3Ops, ListObjectsV2OverManyPages) {
   }
 
   // One page at a time, resumed from the continuation token.
-  ListObjectsRequest first(key("many/"));
-  first.all_pages = false;
-  auto [ec1, p1] = call([&](auto tok) { return c.async_list_objects_v2(bucket, first, tok); });
-  ASSERT_FALSE(ec1) << p1.diagnostics;
+  ListObjectsResult p1, p2;
+  ASSERT_NO_FATAL_FAILURE(list_first_page_then_rest(c, bucket, key("many/"), 0, p1, p2));
   EXPECT_EQ(p1.objects.size(), 1000u);
-  ASSERT_FALSE(p1.next_continuation_token.empty());
-  ListObjectsRequest rest(key("many/"));
-  rest.continuation_token = p1.next_continuation_token;
-  auto [ec2, p2] = call([&](auto tok) { return c.async_list_objects_v2(bucket, rest, tok); });
-  ASSERT_FALSE(ec2) << p2.diagnostics;
   ASSERT_EQ(p2.objects.size(), static_cast<std::size_t>(n - 1000));
   EXPECT_EQ(p2.objects.front().key, key("many/k01000"));
 }
@@ -420,13 +414,8 @@ TEST_F(S3Ops, ConcurrentGetsShareABoundedPool) {
 }
 
 TEST_F(S3Ops, WrongSecretIsSignatureMismatch) {
-  auto o = options();
-  o.credentials = make_static_credentials({info.access_key, "not-the-secret", "", std::nullopt});
-  auto c = client(o);
-  auto [ec, g] = call([&](auto tok) { return c.async_get_object(bucket, key("anything"), tok); });
-  EXPECT_EQ(ec, errc::signature_mismatch) << ec.message() << ": " << g.diagnostics;
-  EXPECT_EQ(g.status, 403u);
-  EXPECT_NE(g.diagnostics.find("SignatureDoesNotMatch"), std::string::npos) << g.diagnostics;
+  auto c = client(with_wrong_secret(options(), info));
+  auto [ec, g] = get_with_bad_signature(c, bucket, key("anything"));
   EXPECT_EQ(g.attempts, 1u);
   EXPECT_FALSE(is_retryable(ec));
   auto [pec, p] = call([&](auto tok) { return c.async_put_object(bucket, key("x"), "data", tok); });

@@ -19,6 +19,7 @@
 
 #include "s3_test_env.hpp"
 #include "shard/sidecar.hpp"
+#include "support/forwarding_store.hpp"
 #include "support/test_support.hpp"
 #include "writer/run_record.hpp"
 
@@ -30,7 +31,7 @@ using namespace shardy::test;
 namespace {
 
 // Delegates to an S3 store and logs when each PUT starts and completes (with the ETag).
-class RecordingStore final : public ObjectStore {
+class RecordingStore final : public ForwardingStore {
  public:
   struct Event {
     bool done = false;
@@ -38,36 +39,19 @@ class RecordingStore final : public ObjectStore {
     PutOptions options;
     std::string etag;
   };
-  explicit RecordingStore(std::shared_ptr<ObjectStore> inner) : inner_(std::move(inner)) {}
+  using ForwardingStore::ForwardingStore;
 
-  asio::awaitable<GetResult> get(std::string url, GetOptions o) override {
-    co_return co_await inner_->get(std::move(url), std::move(o));
-  }
-  asio::awaitable<ObjectInfo> head(std::string url) override {
-    co_return co_await inner_->head(std::move(url));
-  }
   asio::awaitable<PutResult> put(std::string url, std::string body, PutOptions o) override {
     log(false, url, o, "");
-    PutResult r = co_await inner_->put(url, std::move(body), o);
+    PutResult r = co_await ForwardingStore::put(url, std::move(body), o);
     log(true, url, o, r.etag);
     co_return r;
   }
   asio::awaitable<PutResult> put_file(std::string url, fs::path file, PutOptions o) override {
     log(false, url, o, "");
-    PutResult r = co_await inner_->put_file(url, std::move(file), o);
+    PutResult r = co_await ForwardingStore::put_file(url, std::move(file), o);
     log(true, url, o, r.etag);
     co_return r;
-  }
-  asio::awaitable<void> remove(std::string url) override {
-    co_await inner_->remove(std::move(url));
-  }
-  asio::awaitable<ListResult> list(std::string prefix, ListOptions o) override {
-    co_return co_await inner_->list(std::move(prefix), std::move(o));
-  }
-  asio::awaitable<ObjectInfo> download(std::string url, fs::path file, ProgressCallback p,
-                                       std::string if_match) override {
-    co_return co_await inner_->download(std::move(url), std::move(file), std::move(p),
-                                        std::move(if_match));
   }
 
   std::vector<Event> events() const {
@@ -80,7 +64,6 @@ class RecordingStore final : public ObjectStore {
     std::lock_guard lock(mutex_);
     events_.push_back(Event{done, url, o, etag});
   }
-  std::shared_ptr<ObjectStore> inner_;
   mutable std::mutex mutex_;
   std::vector<Event> events_;
 };

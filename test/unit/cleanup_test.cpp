@@ -19,6 +19,7 @@
 #include <shardy/manifest_store.hpp>
 #include <shardy/writer.hpp>
 
+#include "support/forwarding_store.hpp"
 #include "support/run_io.hpp"
 #include "support/test_support.hpp"
 #include "writer/run_record.hpp"
@@ -42,43 +43,20 @@ Timestamp now_us() {
 
 // Delegates every operation to `inner`; before a listing, `before_list(prefix, options)` runs
 // (it may touch the store or throw).
-class HookedStore final : public shardy::ObjectStore {
+class HookedStore final : public shardy::test::ForwardingStore {
  public:
-  explicit HookedStore(std::shared_ptr<shardy::ObjectStore> inner) : inner_(std::move(inner)) {}
+  using ForwardingStore::ForwardingStore;
   std::function<void(const std::string&, const shardy::ListOptions&)> before_list;
 
-  asio::awaitable<shardy::GetResult> get(std::string url, shardy::GetOptions o) override {
-    co_return co_await inner_->get(std::move(url), std::move(o));
-  }
-  asio::awaitable<shardy::ObjectInfo> head(std::string url) override {
-    co_return co_await inner_->head(std::move(url));
-  }
-  asio::awaitable<shardy::PutResult> put(std::string url, std::string body,
-                                         shardy::PutOptions o) override {
-    co_return co_await inner_->put(std::move(url), std::move(body), std::move(o));
-  }
-  asio::awaitable<shardy::PutResult> put_file(std::string url, fs::path file,
-                                              shardy::PutOptions o) override {
-    co_return co_await inner_->put_file(std::move(url), std::move(file), std::move(o));
-  }
   asio::awaitable<void> remove(std::string url) override {
     ++removes;
-    co_await inner_->remove(std::move(url));
+    co_await ForwardingStore::remove(std::move(url));
   }
   asio::awaitable<shardy::ListResult> list(std::string prefix, shardy::ListOptions o) override {
     if (before_list) before_list(prefix, o);
-    co_return co_await inner_->list(std::move(prefix), std::move(o));
-  }
-  asio::awaitable<shardy::ObjectInfo> download(std::string url, fs::path file,
-                                               shardy::ProgressCallback p,
-                                               std::string if_match) override {
-    co_return co_await inner_->download(std::move(url), std::move(file), std::move(p),
-                                        std::move(if_match));
+    co_return co_await ForwardingStore::list(std::move(prefix), std::move(o));
   }
   int removes = 0;
-
- private:
-  std::shared_ptr<shardy::ObjectStore> inner_;
 };
 
 class Cleanup : public ::testing::Test {

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "reader_snapshot_util.hpp"
+#include "support/forwarding_store.hpp"
 #include "support/test_support.hpp"
 
 namespace shardy {
@@ -30,9 +31,9 @@ namespace asio = boost::asio;
 namespace fs = std::filesystem;
 
 // Delegates to the mapped store and counts GETs per (object, range offset).
-class CountingStore final : public ObjectStore {
+class CountingStore final : public test::ForwardingStore {
  public:
-  explicit CountingStore(std::shared_ptr<ObjectStore> inner) : inner_(std::move(inner)) {}
+  using ForwardingStore::ForwardingStore;
 
   std::size_t gets() const {
     std::lock_guard lk(mu_);
@@ -55,31 +56,10 @@ class CountingStore final : public ObjectStore {
       std::lock_guard lk(mu_);
       gets_[{url, options.range ? options.range->offset : ~0ull}] += 1;
     }
-    co_return co_await inner_->get(std::move(url), std::move(options));
-  }
-  asio::awaitable<ObjectInfo> head(std::string url) override {
-    co_return co_await inner_->head(std::move(url));
-  }
-  asio::awaitable<PutResult> put(std::string url, std::string body, PutOptions o) override {
-    co_return co_await inner_->put(std::move(url), std::move(body), std::move(o));
-  }
-  asio::awaitable<PutResult> put_file(std::string url, fs::path file, PutOptions o) override {
-    co_return co_await inner_->put_file(std::move(url), std::move(file), std::move(o));
-  }
-  asio::awaitable<void> remove(std::string url) override {
-    co_await inner_->remove(std::move(url));
-  }
-  asio::awaitable<ListResult> list(std::string prefix, ListOptions o) override {
-    co_return co_await inner_->list(std::move(prefix), std::move(o));
-  }
-  asio::awaitable<ObjectInfo> download(std::string url, fs::path file, ProgressCallback cb,
-                                       std::string if_match) override {
-    co_return co_await inner_->download(std::move(url), std::move(file), std::move(cb),
-                                        std::move(if_match));
+    co_return co_await ForwardingStore::get(std::move(url), std::move(options));
   }
 
  private:
-  std::shared_ptr<ObjectStore> inner_;
   mutable std::mutex mu_;
   std::map<std::pair<std::string, std::uint64_t>, int> gets_;
 };

@@ -17,8 +17,10 @@
 #include <chrono>
 #include <future>
 #include <map>
+#include <optional>
 #include <thread>
 
+#include "range_io_thread.hpp"
 #include "range_test_support.hpp"
 #include "shard/range_source.hpp"
 
@@ -46,16 +48,6 @@ class GatedStore final : public MemoryStore {
       }
     }
     co_return co_await MemoryStore::get(std::move(url), std::move(options));
-  }
-};
-
-struct Io {
-  boost::asio::io_context io;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{io.get_executor()};
-  std::thread thread{[this] { io.run(); }};
-  ~Io() {
-    work.reset();
-    thread.join();
   }
 };
 
@@ -95,8 +87,23 @@ class RangeInflight : public ::testing::Test {
     out.assign(ps, '\0');
     return src->read(out.data(), ps, std::uint64_t(p - 1) * ps);
   }
+  // Reads page p on this thread and checks its bytes.
+  void read_and_check_page(std::uint32_t p) {
+    std::string out;
+    read_page(p, out);
+    EXPECT_EQ(out, page_bytes(p));
+  }
+  // Reads page p; the code of the shardy::error it fails with, if it does, goes into `e`.
+  void read_page_noting_error(std::uint32_t p, std::optional<error_code>& e) {
+    std::string out;
+    try {
+      read_page(p, out);
+    } catch (const shardy::error& x) {
+      e = x.code();
+    }
+  }
 
-  Io io;
+  IoThread io;
   std::shared_ptr<GatedStore> store;
   std::filesystem::path dir;
   std::shared_ptr<RangeSource> src;
@@ -128,9 +135,7 @@ void n_misses_share_one_get(RangeInflight& t, std::size_t n) {
 TEST_F(RangeInflight, TwoMissesOfOnePageShareOneGet) {
   n_misses_share_one_get(*this, 2);
   // Now cached: a third read costs nothing.
-  std::string c;
-  read_page(uncached[0], c);
-  EXPECT_EQ(c, page_bytes(uncached[0]));
+  read_and_check_page(uncached[0]);
   EXPECT_EQ(store->requests().size(), 1u);
 }
 
@@ -142,9 +147,7 @@ TEST_F(RangeInflight, SharedGetWithTheLruDisabled) {
   open_source(0);
   n_misses_share_one_get(*this, 4);
   // Nothing is cached: the next read of that page is a new request.
-  std::string c;
-  read_page(uncached[0], c);
-  EXPECT_EQ(c, page_bytes(uncached[0]));
+  read_and_check_page(uncached[0]);
   EXPECT_EQ(store->requests().size(), 2u);
 }
 
@@ -170,18 +173,11 @@ TEST_F(RangeInflight, AFailedSharedGetFailsEveryWaitingRead) {
   store->closed = true;
   constexpr std::size_t n = 4;
   std::vector<std::optional<error_code>> errors(n);
-  auto reader = [&](std::optional<error_code>& e) {
-    std::string out;
-    try {
-      read_page(p, out);
-    } catch (const shardy::error& x) {
-      e = x.code();
-    }
-  };
   std::vector<std::thread> threads;
-  threads.emplace_back([&] { reader(errors[0]); });
+  threads.emplace_back([&] { read_page_noting_error(p, errors[0]); });
   ASSERT_TRUE(wait_for([&] { return store->held.load() == 1; }));
-  for (std::size_t i = 1; i < n; ++i) threads.emplace_back([&, i] { reader(errors[i]); });
+  for (std::size_t i = 1; i < n; ++i)
+    threads.emplace_back([&, i] { read_page_noting_error(p, errors[i]); });
   const bool joined = wait_for([&] { return src->metrics().inflight_joins == n - 1; });
   // The object changes under the reader: the held GET (If-Match) fails.
   store->set(fixture_url(dir / "shard.db"), file + "x");
@@ -201,17 +197,9 @@ TEST_F(RangeInflight, AfterAFailedSharedGetTheNextReadFetchesAgain) {
   const std::uint32_t p = uncached[0];
   store->closed = true;
   std::optional<error_code> ea, eb;
-  auto reader = [&](std::optional<error_code>& e) {
-    std::string out;
-    try {
-      read_page(p, out);
-    } catch (const shardy::error& x) {
-      e = x.code();
-    }
-  };
-  std::thread ta([&] { reader(ea); });
+  std::thread ta([&] { read_page_noting_error(p, ea); });
   ASSERT_TRUE(wait_for([&] { return store->held.load() == 1; }));
-  std::thread tb([&] { reader(eb); });
+  std::thread tb([&] { read_page_noting_error(p, eb); });
   const bool joined = wait_for([&] { return src->metrics().inflight_joins == 1; });
   store->remove_now(fixture_url(dir / "shard.db"));
   store->closed = false;
@@ -224,9 +212,7 @@ TEST_F(RangeInflight, AfterAFailedSharedGetTheNextReadFetchesAgain) {
   EXPECT_EQ(store->requests().size(), 1u);
 
   store->set(fixture_url(dir / "shard.db"), file);  // back, same bytes and ETag
-  std::string out;
-  read_page(p, out);
-  EXPECT_EQ(out, page_bytes(p));
+  read_and_check_page(p);
   EXPECT_EQ(store->requests().size(), 2u);
 }
 
@@ -277,17 +263,7 @@ TEST(RangeInflightIo, ReadOnAThreadPoolIoThreadFailsInsteadOfDeadlocking) {
   auto src = boost::asio::co_spawn(pool, RangeSource::open(store, pool.get_executor(), o),
                                    boost::asio::use_future)
                  .get();
-  std::promise<errc> result;
-  boost::asio::post(pool, [&] {
-    try {
-      char b[64];
-      src->read(b, sizeof b, std::uint64_t(src->page_size()) * 2);
-      result.set_value(errc{});
-    } catch (const shardy::error& e) {
-      result.set_value(static_cast<errc>(e.code().value()));
-    }
-  });
-  EXPECT_EQ(result.get_future().get(), errc::would_deadlock);
+  EXPECT_EQ(read_failure_on(pool.get_executor(), *src), errc::would_deadlock);
   // Off the pool the same read works.
   std::string page(src->page_size(), '\0');
   EXPECT_EQ(src->read(page.data(), page.size(), std::uint64_t(src->page_size()) * 2), page.size());

@@ -16,17 +16,11 @@
 #include <string>
 #include <vector>
 
+#include "support/digest_hex.hpp"
 #include "support/test_support.hpp"
 
 namespace shardy::test {
 
-inline std::string digest_hex(const EVP_MD* md, std::string_view data) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), out, &len, md, nullptr);
-  return to_hex(std::string_view(reinterpret_cast<const char*>(out), len));
-}
-inline std::string sha256_hex(std::string_view d) { return digest_hex(EVP_sha256(), d); }
 /// S3's ETag of a single-part PUT: the quoted MD5 hex.
 inline std::string s3_etag(std::string_view d) { return "\"" + digest_hex(EVP_md5(), d) + "\""; }
 

@@ -14,6 +14,7 @@
 
 #include "shard/range_page_cache.hpp"
 #include "shard/range_source.hpp"
+#include "unit/range_io_thread.hpp"
 #include "unit/range_test_support.hpp"
 
 namespace shardy::test {
@@ -49,17 +50,6 @@ TEST(RangePageCache, LruEvictsLeastRecentAndPinnedPagesStay) {
   off.pin(1, "aaaa");  // pinned pages are kept even with the LRU disabled
   EXPECT_TRUE(off.contains(1));
 }
-
-// An io_context with one thread, standing in for the reader's io threads.
-struct IoThread {
-  boost::asio::io_context io;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{io.get_executor()};
-  std::thread thread{[this] { io.run(); }};
-  ~IoThread() {
-    work.reset();
-    thread.join();
-  }
-};
 
 // Every (key, value) of a fixture shard, read straight from the file.
 std::vector<std::pair<std::string, std::string>> all_rows(const std::filesystem::path& db) {
@@ -321,17 +311,7 @@ TEST_F(RangeVfsTest, BadSidecarsAreIgnoredWithTheirReason) {
 
 TEST_F(RangeVfsTest, ReadOnAnIoThreadFailsInsteadOfDeadlocking) {
   auto src = open(dirs[0], /*sidecar=*/false);
-  std::promise<errc> result;
-  boost::asio::post(io.io, [&] {
-    try {
-      char b[64];
-      src->read(b, sizeof b, std::uint64_t(src->page_size()) * 2);
-      result.set_value(errc{});
-    } catch (const shardy::error& e) {
-      result.set_value(static_cast<errc>(e.code().value()));
-    }
-  });
-  EXPECT_EQ(result.get_future().get(), errc::would_deadlock);
+  EXPECT_EQ(read_failure_on(io.io.get_executor(), *src), errc::would_deadlock);
 }
 
 TEST_F(RangeVfsTest, VfsNamesAreUniqueAndUnregistered) {

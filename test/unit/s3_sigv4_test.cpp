@@ -15,6 +15,16 @@ constexpr s3::SigningScope kSuiteScope{"20150830T123600Z", "us-east-1", "service
 constexpr std::string_view kSuiteCredential =
     "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, ";
 
+// A body-less GET of the suite's host at the suite's date, signed with the suite's key.
+s3::Signature sign_suite_get(std::string_view canonical_uri, std::string_view canonical_query) {
+  s3::SigningRequest r{"GET",
+                       canonical_uri,
+                       canonical_query,
+                       {{"host", "example.amazonaws.com"}, {"x-amz-date", "20150830T123600Z"}},
+                       s3::kEmptySha256};
+  return s3::sign(r, kSuiteScope, kSuiteKeyId, kSuiteSecret);
+}
+
 constexpr std::string_view kS3KeyId = "AKIAIOSFODNN7EXAMPLE";
 constexpr std::string_view kS3Secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 constexpr s3::SigningScope kS3Scope{"20130524T000000Z", "us-east-1", "s3"};
@@ -63,12 +73,7 @@ TEST(SigV4Suite, GetVanilla) {
 TEST(SigV4Suite, GetVanillaQueryOrderKeyCase) {
   auto q = s3::canonical_query({{"Param2", "value2"}, {"Param1", "value1"}});
   EXPECT_EQ(q, "Param1=value1&Param2=value2");
-  s3::SigningRequest r{"GET",
-                       "/",
-                       q,
-                       {{"host", "example.amazonaws.com"}, {"x-amz-date", "20150830T123600Z"}},
-                       s3::kEmptySha256};
-  auto s = s3::sign(r, kSuiteScope, kSuiteKeyId, kSuiteSecret);
+  auto s = sign_suite_get("/", q);
   EXPECT_EQ(s3::sha256_hex(s.canonical_request),
             "816cd5b414d056048ba4f7c5386d6e0533120fb1fcfa93762cf0fc39e2cf19e0");
   EXPECT_EQ(s.signature, "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500");
@@ -126,12 +131,7 @@ TEST(SigV4Suite, PostStsHeaderAfter) {
 // aws-sig-v4-test-suite/get-utf8: the path is percent-encoded once, upper-case hex.
 TEST(SigV4Suite, GetUtf8) {
   auto uri = "/" + s3::uri_encode("\xe1\x88\xb4", true);
-  s3::SigningRequest r{"GET",
-                       uri,
-                       "",
-                       {{"host", "example.amazonaws.com"}, {"x-amz-date", "20150830T123600Z"}},
-                       s3::kEmptySha256};
-  auto s = s3::sign(r, kSuiteScope, kSuiteKeyId, kSuiteSecret);
+  auto s = sign_suite_get(uri, "");
   EXPECT_EQ(s3::sha256_hex(s.canonical_request),
             "2a0a97d02205e45ce2e994789806b19270cfbbb0921b278ccf58f5249ac42102");
 }

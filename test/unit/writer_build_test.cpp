@@ -16,6 +16,7 @@
 #include <shardy/routing.hpp>
 #include <shardy/writer.hpp>
 
+#include "support/forwarding_store.hpp"
 #include "support/run_io.hpp"
 #include "support/test_support.hpp"
 #include "writer/run_record.hpp"
@@ -38,37 +39,17 @@ std::uint32_t header_page_size(const fs::path& f) {
 }
 
 // Delegates to a real store; put_file fails from the `fail_after`-th call on.
-class FailingStore final : public shardy::ObjectStore {
+class FailingStore final : public shardy::test::ForwardingStore {
  public:
   FailingStore(std::shared_ptr<ObjectStore> inner, int fail_after)
-      : inner_(std::move(inner)), left_(fail_after) {}
-  asio::awaitable<shardy::GetResult> get(std::string url, shardy::GetOptions o) override {
-    return inner_->get(std::move(url), std::move(o));
-  }
-  asio::awaitable<shardy::ObjectInfo> head(std::string url) override {
-    return inner_->head(std::move(url));
-  }
-  asio::awaitable<shardy::PutResult> put(std::string url, std::string body,
-                                         shardy::PutOptions o) override {
-    return inner_->put(std::move(url), std::move(body), std::move(o));
-  }
+      : ForwardingStore(std::move(inner)), left_(fail_after) {}
   asio::awaitable<shardy::PutResult> put_file(std::string url, fs::path file,
                                               shardy::PutOptions o) override {
     if (left_-- <= 0) shardy::throw_error(shardy::errc::server_error, "injected upload failure");
-    return inner_->put_file(std::move(url), std::move(file), std::move(o));
-  }
-  asio::awaitable<void> remove(std::string url) override { return inner_->remove(std::move(url)); }
-  asio::awaitable<shardy::ListResult> list(std::string p, shardy::ListOptions o) override {
-    return inner_->list(std::move(p), std::move(o));
-  }
-  asio::awaitable<shardy::ObjectInfo> download(std::string url, fs::path file,
-                                               shardy::ProgressCallback cb,
-                                               std::string if_match) override {
-    return inner_->download(std::move(url), std::move(file), std::move(cb), std::move(if_match));
+    return ForwardingStore::put_file(std::move(url), std::move(file), std::move(o));
   }
 
  private:
-  std::shared_ptr<ObjectStore> inner_;
   std::atomic<int> left_;
 };
 
