@@ -38,13 +38,13 @@
 # runs those). A report does not stop its test (halt_on_error=0: all of them are printed), but a
 # test with any report exits 66 and fails; the script then counts the reports in the ctest log.
 # Extra arguments go to ctest (e.g. -R Reader, -L unit).
-# Measured 2026-12-05 on the shared 2-core machine (load 4-7), three runs: 285-344 s of tests
-# after an incremental build (5-7 min with it). 1-2 tests failed per run with 4-8 reports, all
-# one library pattern still to fix:
-# ReaderCore::open_all hands each shard-open task's exception_ptr to the coroutine waiting for
+# Measured 2026-12-05 on the shared 2-core machine (load 4-7), 4 runs: 285-344 s of tests after
+# an incremental build (5-7 min with it). Each of the 3 runs of main had 1-2 failing tests with
+# 4-8 reports, all one library pattern still to fix: ReaderCore::open_all hands each shard-open task's exception_ptr to the coroutine waiting for
 # them (RowsFixture.EagerOpenPartialFailureReportsTheShardError_A15 and
 # EagerRefreshShardFailureKeepsTheOldSnapshot_H12); with those errors relayed as RelayedError
-# copies (as reader.cpp does) the same run had 393/393 passing and 0 reports.
+# copies (as reader.cpp does; tried locally, not landed) the 4th run had 393/393 passing and 0
+# reports.
 #
 # Cost: the cold build (library + unit tests, nothing in ccache) took 41 min on the shared 2-core
 # machine at load ~12 (other builds running); the filtered run (22 tests) takes 14-20 s. That is
