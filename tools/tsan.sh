@@ -40,8 +40,9 @@
 # Extra arguments go to ctest (e.g. -R Reader, -L unit).
 # Measured 2026-12-05 on the shared 2-core machine (load 4-7), 4 runs: 285-344 s of tests after
 # an incremental build (5-7 min with it). Each of the 3 runs of main had 1-2 failing tests with
-# 4-8 reports, all one library pattern still to fix: ReaderCore::open_all hands each shard-open task's exception_ptr to the coroutine waiting for
-# them (RowsFixture.EagerOpenPartialFailureReportsTheShardError_A15 and
+# 4-8 reports, all one library pattern still to fix: ReaderCore::open_all hands each shard-open
+# task's exception_ptr to the coroutine waiting for them
+# (RowsFixture.EagerOpenPartialFailureReportsTheShardError_A15 and
 # EagerRefreshShardFailureKeepsTheOldSnapshot_H12); with those errors relayed as RelayedError
 # copies (as reader.cpp does; tried locally, not landed) the 4th run had 393/393 passing and 0
 # reports.
