@@ -3,16 +3,17 @@
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <functional>
-#include <map>
 #include <thread>
 
 #include "core/blocking_hop.hpp"
+#include "core/relayed_error.hpp"
 #include "shard/range_shard.hpp"
 
 namespace shardy::detail {
@@ -293,7 +294,9 @@ awaitable<void> ReaderCore::open_all(std::shared_ptr<SnapshotState> st) {
       std::make_shared<shard::AsyncSemaphore>(std::max<std::size_t>(1, opts_.max_concurrency));
   auto done = std::make_shared<shard::AsyncSemaphore>(0);
   auto remaining = std::make_shared<std::atomic<std::size_t>>(0);
-  auto errors = std::make_shared<std::vector<std::exception_ptr>>(n);
+  // Each task's failure is copied on the thread that caught it and thrown anew here
+  // (core/relayed_error.hpp: no exception object is shared between threads).
+  auto errors = std::make_shared<std::vector<std::optional<detail::RelayedError>>>(n);
   std::vector<std::uint32_t> ids;
   for (std::uint32_t i = 0; i < n; ++i)
     if (st->slots[i]->meta.db_url) ids.push_back(i);
@@ -309,14 +312,14 @@ awaitable<void> ReaderCore::open_all(std::shared_ptr<SnapshotState> st) {
       co_await self->ensure_open(st, id);
     };
     auto on_done = [errors, remaining, done, id](std::exception_ptr e) {
-      (*errors)[id] = e;
+      if (e) (*errors)[id].emplace(detail::RelayedError::from(e));
       if (remaining->fetch_sub(1) == 1) done->release();
     };
     asio::co_spawn(ex_, task(self, st, id, limit), std::move(on_done));
   }
   co_await done->async_acquire(use_awaitable);
   for (auto& e : *errors)
-    if (e) std::rethrow_exception(e);
+    if (e) e->raise();
 }
 
 awaitable<void> ReaderCore::open() {
@@ -535,26 +538,36 @@ struct Grouped {
   std::vector<std::vector<std::string>> keys;     // per id: encoded keys
 };
 
+// Routes every key (in input order, so the first key that cannot be routed or encoded is the
+// error, D-09) and groups them by shard, ascending db_id. The common key types take the
+// allocation-free route of try_get_local.
 Grouped group_keys(const ReaderCore& core, const SnapshotState& st, const std::vector<Key>& keys) {
-  std::map<std::uint32_t, std::size_t> where;
-  std::vector<std::pair<std::uint32_t, std::string>> routed;
-  routed.reserve(keys.size());
-  for (auto& k : keys) {
-    auto rr = core.route(st, k, RoutingContext{});
-    routed.emplace_back(rr.db_id, std::move(rr.storage_key));
-    where.emplace(rr.db_id, 0);
+  static const RoutingContext no_context;
+  std::vector<std::uint32_t> ids(keys.size());
+  std::vector<std::string> encoded(keys.size());
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    char buf[8];
+    LookupRoute lr;
+    if (route_lookup_fast(st.router, keys[i], buf, lr)) {
+      ids[i] = lr.db_id;
+      encoded[i].assign(lr.storage_key);
+    } else {
+      auto rr = core.route(st, keys[i], no_context);
+      ids[i] = rr.db_id;
+      encoded[i] = std::move(rr.storage_key);
+    }
   }
   Grouped g;
-  for (auto& [id, slot] : where) {
-    slot = g.ids.size();
-    g.ids.push_back(id);
-  }
+  g.ids = ids;
+  std::sort(g.ids.begin(), g.ids.end());
+  g.ids.erase(std::unique(g.ids.begin(), g.ids.end()), g.ids.end());
   g.indexes.resize(g.ids.size());
   g.keys.resize(g.ids.size());
-  for (std::size_t i = 0; i < routed.size(); ++i) {
-    auto gi = where[routed[i].first];
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    const auto gi = static_cast<std::size_t>(std::lower_bound(g.ids.begin(), g.ids.end(), ids[i]) -
+                                             g.ids.begin());
     g.indexes[gi].push_back(i);
-    g.keys[gi].push_back(std::move(routed[i].second));
+    g.keys[gi].push_back(std::move(encoded[i]));
   }
   return g;
 }
@@ -601,6 +614,77 @@ awaitable<void> ReaderCore::lookup_group(std::shared_ptr<SnapshotState> st, std:
   co_await run_shard_call(*this, *r, call);
 }
 
+// True when every shard in `ids` is open and answers on the calling thread (a downloaded shard),
+// or empty (db_url null: no object, every key absent).
+bool ReaderCore::all_warm_local(const SnapshotState& st, const std::vector<std::uint32_t>& ids) {
+  for (auto id : ids) {
+    const ShardSlot& slot = *st.slots[id];
+    if (!slot.meta.db_url) continue;
+    const auto* r = slot.ready.load(std::memory_order_acquire);
+    if (!r || r->threading() != shard::LookupThreading::caller_thread) return false;
+  }
+  return true;
+}
+
+// The fan-out of a multi_get whose shards are all warm and local: the lookups are plain CPU work,
+// so instead of one task per shard group (a coroutine, a semaphore slot and a scheduler round trip
+// each: 64 groups cost more than the lookups on 2 threads), the groups are cut into as many
+// contiguous chunks of about equal key count as the machine has cores (at most max_concurrency):
+// this coroutine runs the first chunk and the executor runs the others at the same time. Errors
+// are kept per group, so the lowest failing db_id still wins (D-09).
+awaitable<void> ReaderCore::lookup_warm_groups(
+    const SnapshotState& st, const std::vector<std::uint32_t>& ids,
+    const std::vector<std::vector<std::string>>& keys,
+    std::vector<std::vector<std::optional<Value>>>& parts) {
+  const std::size_t n = ids.size();
+  // Failures relayed as copies (core/relayed_error.hpp), as in open_all.
+  std::vector<std::optional<detail::RelayedError>> errors(n);
+  auto run = [&](std::size_t first, std::size_t last) noexcept {
+    for (std::size_t gi = first; gi < last; ++gi) {
+      auto* r = st.slots[ids[gi]]->ready.load(std::memory_order_acquire);
+      if (!r) continue;  // empty shard: all absent
+      try {
+        for (std::size_t j = 0; j < keys[gi].size(); ++j) parts[gi][j] = r->get(keys[gi][j]);
+      } catch (...) {
+        try {
+          errors[gi].emplace(detail::RelayedError::from(std::current_exception()));
+        } catch (...) {  // no memory to copy it: report that
+          errors[gi].emplace();
+          errors[gi]->kind = detail::RelayedError::Kind::bad_alloc;
+        }
+      }
+    }
+  };
+  const std::size_t cores = std::max(1u, std::thread::hardware_concurrency());
+  const std::size_t chunks = std::min({n, cores, std::max<std::size_t>(1, opts_.max_concurrency)});
+  // Chunk boundaries: group indexes where the running key count crosses each 1/chunks share.
+  std::size_t total = 0;
+  for (const auto& k : keys) total += k.size();
+  std::vector<std::size_t> bounds{0};
+  std::size_t seen = 0;
+  for (std::size_t gi = 0; gi < n && bounds.size() < chunks; ++gi) {
+    seen += keys[gi].size();
+    if (seen * chunks >= total * bounds.size() && gi + 1 < n) bounds.push_back(gi + 1);
+  }
+  bounds.push_back(n);
+  if (bounds.size() > 2) {
+    // The posted chunks point into this frame: the latch keeps it alive until all have run.
+    auto done = std::make_shared<shard::AsyncSemaphore>(0);
+    auto remaining = std::make_shared<std::atomic<std::size_t>>(bounds.size() - 2);
+    for (std::size_t c = 1; c + 1 < bounds.size(); ++c)
+      asio::post(ex_, [run, first = bounds[c], last = bounds[c + 1], done, remaining] {
+        run(first, last);
+        if (remaining->fetch_sub(1) == 1) done->release();
+      });
+    run(bounds[0], bounds[1]);
+    co_await done->async_acquire(use_awaitable);
+  } else {
+    run(0, n);
+  }
+  for (auto& e : errors)  // db_id order: the lowest failing shard wins (D-09)
+    if (e) e->raise();
+}
+
 awaitable<std::vector<std::optional<Value>>> ReaderCore::multi_get(std::vector<Key> keys,
                                                                    bool charge) {
   const auto start = std::chrono::steady_clock::now();
@@ -616,6 +700,8 @@ awaitable<std::vector<std::optional<Value>>> ReaderCore::multi_get(std::vector<K
     for (std::size_t i = 0; i < n; ++i) parts[i].resize(g.keys[i].size());
     if (n == 1) {
       co_await lookup_group(st, g.ids[0], &g.keys[0], &parts[0]);
+    } else if (all_warm_local(*st, g.ids)) {
+      co_await lookup_warm_groups(*st, g.ids, g.keys, parts);
     } else {
       // One task per shard group, at most max_concurrency at once; all of them finish before
       // this coroutine continues (they point into this frame). Shard readers are thread-safe
@@ -624,7 +710,8 @@ awaitable<std::vector<std::optional<Value>>> ReaderCore::multi_get(std::vector<K
           std::make_shared<shard::AsyncSemaphore>(std::max<std::size_t>(1, opts_.max_concurrency));
       auto done = std::make_shared<shard::AsyncSemaphore>(0);
       auto remaining = std::make_shared<std::atomic<std::size_t>>(n);
-      auto errors = std::make_shared<std::vector<std::exception_ptr>>(n);
+      // Failures relayed as copies, as in open_all.
+      auto errors = std::make_shared<std::vector<std::optional<detail::RelayedError>>>(n);
       auto self = shared_from_this();
       for (std::size_t i = 0; i < n; ++i) {
         auto task = [](std::shared_ptr<ReaderCore> self, std::shared_ptr<SnapshotState> st,
@@ -636,7 +723,7 @@ awaitable<std::vector<std::optional<Value>>> ReaderCore::multi_get(std::vector<K
           co_await self->lookup_group(st, id, keys, part);
         };
         auto on_done = [errors, remaining, done, i](std::exception_ptr e) {
-          (*errors)[i] = e;
+          if (e) (*errors)[i].emplace(detail::RelayedError::from(e));
           if (remaining->fetch_sub(1) == 1) done->release();
         };
         asio::co_spawn(ex_, task(self, st, g.ids[i], &g.keys[i], &parts[i], limit),
@@ -644,7 +731,7 @@ awaitable<std::vector<std::optional<Value>>> ReaderCore::multi_get(std::vector<K
       }
       co_await done->async_acquire(use_awaitable);
       for (auto& e : *errors)  // db_id order: the lowest failing shard wins (D-09)
-        if (e) std::rethrow_exception(e);
+        if (e) e->raise();
     }
     for (std::size_t i = 0; i < n; ++i)
       for (std::size_t j = 0; j < parts[i].size(); ++j)

@@ -145,6 +145,12 @@ class ReaderCore : public std::enable_shared_from_this<ReaderCore> {
   /// do both).
   std::optional<Value> try_get_local(const Key& key, const RoutingContext& ctx, bool& served,
                                      bool may_block = false);
+  /// Whether every shard of `ids` is open and local (or empty): multi_get's warm fan-out.
+  static bool all_warm_local(const SnapshotState& st, const std::vector<std::uint32_t>& ids);
+  boost::asio::awaitable<void> lookup_warm_groups(
+      const SnapshotState& st, const std::vector<std::uint32_t>& ids,
+      const std::vector<std::vector<std::string>>& keys,
+      std::vector<std::vector<std::optional<Value>>>& parts);
   /// Like try_get_local for many keys: served only if every involved shard is warm.
   std::vector<std::optional<Value>> try_multi_get_local(const std::vector<Key>& keys, bool& served);
 
