@@ -26,6 +26,7 @@
 #include <boost/asio/append.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/defer.hpp>
 #include <boost/asio/deferred.hpp>
@@ -232,6 +233,18 @@ class AsyncReader {
     return boost::asio::async_initiate<Token, void(error_code, std::optional<Value>)>(
         detail::InitiateGet{}, token, core_, std::move(key), std::move(context));
   }
+
+  /// Looks one key up from a boost::asio::awaitable coroutine: `auto v = co_await
+  /// reader.co_get(key);`. When the key's shard is open and local (a downloaded shard) and no
+  /// rate limiter is set, the lookup runs at once and the coroutine continues without a round trip
+  /// through its executor's queue: on a busy thread pool that round trip (a lock shared by all
+  /// threads, and the coroutine moving to whichever thread takes it) costs about as much as the
+  /// lookup itself (benchmark/reader_lookup_bench, (b)). Otherwise it is `co_await
+  /// async_get(key)`. Errors are thrown as boost::system::system_error, as `co_await async_get`
+  /// throws them. Unlike async_get, a warm co_get does not yield: a coroutine that does many in a
+  /// row keeps its thread for as long as a loop of synchronous lookups would.
+  boost::asio::awaitable<std::optional<Value>> co_get(Key key) const;
+  boost::asio::awaitable<std::optional<Value>> co_get(Key key, RoutingContext context) const;
 
   /// Looks many keys up: one result per input key, in input order (duplicates included). Keys are
   /// grouped by shard and the groups run in parallel (bounded by max_concurrency). All or

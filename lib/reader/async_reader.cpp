@@ -4,6 +4,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
 #include <shardy/async_reader.hpp>
 
 #include "reader/reader_core.hpp"
@@ -148,6 +150,32 @@ bool try_get_now(ReaderCore& core, const Key& key, error_code& ec,
 asio::any_io_executor reader_executor(const ReaderCore& core) noexcept { return core.executor(); }
 
 }  // namespace detail
+
+asio::awaitable<std::optional<Value>> AsyncReader::co_get(Key key) const {
+  if (core_) {
+    error_code ec;
+    std::optional<Value> v;
+    if (detail::try_get_now(*core_, key, ec, v)) {
+      if (ec) throw boost::system::system_error(ec, "co_get");
+      co_return v;
+    }
+  }
+  auto op = async_get(std::move(key), asio::use_awaitable);
+  co_return co_await std::move(op);
+}
+
+asio::awaitable<std::optional<Value>> AsyncReader::co_get(Key key, RoutingContext context) const {
+  if (core_) {
+    error_code ec;
+    std::optional<Value> v;
+    if (detail::try_get_now(*core_, key, context, ec, v)) {
+      if (ec) throw boost::system::system_error(ec, "co_get");
+      co_return v;
+    }
+  }
+  auto op = async_get(std::move(key), std::move(context), asio::use_awaitable);
+  co_return co_await std::move(op);
+}
 
 void AsyncReader::initiate_multi_get(
     std::shared_ptr<ReaderCore> core, std::vector<Key> keys,
