@@ -174,21 +174,18 @@ int main(int argc, char** argv) {
   if (parts.find('a') != std::string::npos) {
     Reader reader(prefix, opts);
     for (auto& k : keys) sink += reader.get(k).has_value();  // warm
+    auto time_raw = [&](Raw& r, std::vector<double>& ns) {
+      for (auto& [id, k] : raw_keys) {
+        auto t0 = clk::now();
+        auto v = r.get(id, k);
+        auto t1 = clk::now();
+        sink += v.has_value();
+        ns.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count());
+      }
+    };
     for (int round = 0; round < 5; ++round) {
-      for (auto& [id, k] : raw_keys) {
-        auto t0 = clk::now();
-        auto v = raw.get(id, k);
-        auto t1 = clk::now();
-        sink += v.has_value();
-        raw_ns.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count());
-      }
-      for (auto& [id, k] : raw_keys) {
-        auto t0 = clk::now();
-        auto v = raw_txn.get(id, k);
-        auto t1 = clk::now();
-        sink += v.has_value();
-        raw_txn_ns.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count());
-      }
+      time_raw(raw, raw_ns);
+      time_raw(raw_txn, raw_txn_ns);
       for (auto& k : keys) {
         auto t0 = clk::now();
         auto v = reader.get(k);
