@@ -39,14 +39,12 @@
 # test with any report exits 66 and fails; the script then counts the reports in the ctest log.
 # Extra arguments go to ctest (e.g. -R Reader, -L unit).
 # Measured 2026-12-05 on the shared 2-core machine (load 4-7), 4 runs: 285-344 s of tests after
-# an incremental build (5-7 min with it). Each of the 3 runs of main had 1-2 failing tests with
-# 4-8 reports, all one library pattern still to fix: ReaderCore::open_all hands each shard-open
-# task's exception_ptr to the coroutine waiting for them
-# (RowsFixture.EagerOpenPartialFailureReportsTheShardError_A15 and
-# EagerRefreshShardFailureKeepsTheOldSnapshot_H12); with those errors relayed as RelayedError
-# copies (as reader.cpp does; tried locally, not landed) the 4th run had 393/393 passing and 0
-# reports.
-#
+# an incremental build (5-7 min with it). Those runs of main had 1-2 failing tests with 4-8
+# reports, all one library pattern: ReaderCore::open_all and multi_get handed each task's
+# exception_ptr to the coroutine waiting for them (A15, H12). Since 102719f those failures are
+# relayed as RelayedError copies: at 5e1c549 (16:31 UTC, machine otherwise idle) 397/397 passed,
+# 0 reports, 147 s of tests (2 min 28 s with the up-to-date build).
+
 # Cost: the cold build (library + unit tests, nothing in ccache) took 41 min on the shared 2-core
 # machine at load ~12 (other builds running); the filtered run (22 tests) takes 14-20 s. That is
 # too much to add to tools/test.sh / CI, so it is a separate command: run it after touching
