@@ -152,16 +152,7 @@ asio::any_io_executor reader_executor(const ReaderCore& core) noexcept { return 
 }  // namespace detail
 
 asio::awaitable<std::optional<Value>> AsyncReader::co_get(Key key) const {
-  if (core_) {
-    error_code ec;
-    std::optional<Value> v;
-    if (detail::try_get_now(*core_, key, ec, v)) {
-      if (ec) throw boost::system::system_error(ec, "co_get");
-      co_return v;
-    }
-  }
-  auto op = async_get(std::move(key), asio::use_awaitable);
-  co_return co_await std::move(op);
+  return co_get(std::move(key), RoutingContext());  // not a coroutine itself: no second frame
 }
 
 asio::awaitable<std::optional<Value>> AsyncReader::co_get(Key key, RoutingContext context) const {

@@ -585,12 +585,7 @@ std::vector<std::optional<Value>> ReaderCore::try_multi_get_local(const std::vec
   served = false;
   auto st = pin();
   auto g = group_keys(*this, *st, keys);
-  for (auto id : g.ids) {
-    ShardSlot& slot = *st->slots[id];
-    if (!slot.meta.db_url) continue;
-    auto* r = slot.ready.load(std::memory_order_acquire);
-    if (!r || r->threading() != shard::LookupThreading::caller_thread) return {};
-  }
+  if (!all_warm_local(*st, g.ids)) return {};
   std::vector<std::optional<Value>> out(keys.size());
   for (std::size_t gi = 0; gi < g.ids.size(); ++gi) {
     auto* r = st->slots[g.ids[gi]]->ready.load(std::memory_order_acquire);

@@ -184,9 +184,7 @@ class SqliteShard final : public ShardReader, public std::enable_shared_from_thi
     auto self = shared_from_this();
     // The guard owns the connection and the shard; destroying the lease returns the connection.
     std::shared_ptr<void> guard(conn.release(), [self](void* p) {
-      std::unique_ptr<Connection> c(static_cast<Connection*>(p));
-      c->hold();
-      self->checkin(std::move(c));
+      self->checkin(std::unique_ptr<Connection>(static_cast<Connection*>(p)));
     });
     return ConnectionLease(db, std::move(guard));
   }
@@ -196,10 +194,7 @@ class SqliteShard final : public ShardReader, public std::enable_shared_from_thi
  private:
   struct Lease {
     explicit Lease(SqliteShard& s) : shard(s), conn(s.checkout()) {}
-    ~Lease() {
-      conn->hold();  // a failed lookup may have ended the read transaction
-      shard.checkin(std::move(conn));
-    }
+    ~Lease() { shard.checkin(std::move(conn)); }
     SqliteShard& shard;
     std::unique_ptr<Connection> conn;
   };
@@ -278,6 +273,7 @@ class SqliteShard final : public ShardReader, public std::enable_shared_from_thi
   }
 
   void checkin(std::unique_ptr<Connection> c) {
+    c->hold();  // back into its read transaction: after a lend, or a failure that ended it
     auto& home = home_[home_index()].conn;
     Connection* expected = nullptr;
     if (home.compare_exchange_strong(expected, c.get(), std::memory_order_seq_cst)) {
